@@ -1,0 +1,1 @@
+"""The Gradio web demo: python -m app."""

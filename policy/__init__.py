@@ -1,0 +1,1 @@
+"""The VLA at inference: action language, prompts, backends, validators, the closed loop and VQA."""

@@ -1,0 +1,84 @@
+"""The safety filter: box, step limit, finite numbers, e-stop latch."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from robot.base import BRIDGE_WORKSPACE, EStopEngaged, SafetyConfig, SafetyError, SafetyFilter, Workspace
+
+WS = BRIDGE_WORKSPACE
+any_float = st.floats(allow_nan=True, allow_infinity=True, width=64)
+inside = st.tuples(*[st.floats(lo, hi) for lo, hi in zip(WS.low, WS.high)]).map(np.array)
+anywhere = arrays(np.float64, (3,), elements=st.floats(-2, 2))
+deltas = arrays(np.float64, (3,), elements=st.floats(-1, 1))
+
+
+@settings(max_examples=500, deadline=None)
+@given(inside, deltas, st.one_of(st.none(), st.floats(-2, 3)))
+def test_from_inside_nothing_leaves_the_box_or_exceeds_the_step(start, delta, grip):
+    f = SafetyFilter()
+    cmd = f.filter(start, delta, grip)
+    assert WS.contains(cmd.target)
+    assert np.linalg.norm(cmd.delta) <= f.config.max_step + 1e-12
+    np.testing.assert_allclose(cmd.target, start + cmd.delta)
+    if grip is not None:
+        assert 0 <= cmd.gripper <= 1
+    # clamps are reported, never silent
+    changed = not np.array_equal(start + cmd.delta, start + delta) or (grip is not None and cmd.gripper != grip)
+    assert cmd.clamped == changed
+
+
+@settings(max_examples=300, deadline=None)
+@given(anywhere, deltas)
+def test_from_outside_it_only_moves_back_toward_the_box(start, delta):
+    f = SafetyFilter()
+    cmd = f.filter(start, delta)
+    assert np.linalg.norm(cmd.delta) <= f.config.max_step + 1e-12
+    dist = lambda p: np.linalg.norm(p - WS.clip(p))
+    assert dist(cmd.target) <= dist(start) + 1e-12
+
+
+@settings(max_examples=300, deadline=None)
+@given(inside, st.tuples(any_float, any_float, any_float), st.one_of(st.none(), any_float))
+def test_non_finite_never_passes(start, delta, grip):
+    f = SafetyFilter()
+    bad = not all(math.isfinite(v) for v in delta) or (grip is not None and not math.isfinite(grip))
+    if bad:
+        with pytest.raises(SafetyError):
+            f.filter(start, np.array(delta), grip)
+    else:
+        cmd = f.filter(start, np.array(delta), grip)
+        assert np.all(np.isfinite(cmd.target))
+
+
+@settings(max_examples=100, deadline=None)
+@given(inside, deltas)
+def test_estop_latches_until_reset(start, delta):
+    f = SafetyFilter()
+    f.estop("test")
+    for _ in range(3):
+        with pytest.raises(EStopEngaged, match="reset"):
+            f.filter(start, delta)
+    f.reset()
+    assert WS.contains(f.filter(start, delta).target)
+
+
+def test_clamp_reasons_are_readable():
+    f = SafetyFilter()
+    cmd = f.filter(np.array([0.44, 0, 0.1]), np.array([0.03, 0, 0]))
+    assert cmd.clamped and "workspace box" in cmd.reasons[0]
+    cmd = f.filter(np.array([0.3, 0, 0.1]), np.array([0, 0, 0.2]))
+    assert "scaled to the 5.0 cm limit" in cmd.reasons[0]
+
+
+def test_bad_configs_are_refused():
+    with pytest.raises(ValueError, match="low must be below high"):
+        Workspace(low=(0, 0, 0), high=(0, 1, 1))
+    with pytest.raises(ValueError, match="max_step"):
+        SafetyFilter(SafetyConfig(max_step=float("nan")))
+    with pytest.raises(SafetyError, match="3-vectors"):
+        SafetyFilter().filter(np.zeros(2), np.zeros(3))
