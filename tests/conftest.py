@@ -9,3 +9,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny Gemma 3 (random weights, locally trained tokenizer) built once per test session."""
+    from training.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny") / "model")
