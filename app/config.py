@@ -1,0 +1,106 @@
+"""Command-line flags of `python -m app` and the access rule (loopback, or auth)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from dataclasses import dataclass
+
+AUTH_ENV = "VLM2VLA_AUTH"
+
+
+class ConfigError(ValueError):
+    """A flag combination the demo refuses; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    robot: str = "sim"
+    policy: str = "scripted"
+    model: str | None = None
+    adapter: str | None = None
+    server: str | None = None
+    validator: str = "sim"
+    camera: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+    auth: tuple[str, str] | None = None
+    seed: int = 0
+    max_retries: int = 2
+    token_delay: float = 0.02  # scripted backend: seconds between streamed tokens (0 = instant)
+    logs: str = "out/app-logs"
+    step_through: bool = False
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m app",
+        description="VLM2VLA web demo. With no flags: simulated arm, scripted policy, sim validator at http://127.0.0.1:7860.",
+    )
+    p.add_argument("--robot", choices=["sim", "widowx"], default="sim", help="the arm (default: sim)")
+    p.add_argument("--policy", choices=["scripted", "hf", "openai"], default="scripted",
+                   help="policy backend (default: scripted simulator expert, no weights)")
+    p.add_argument("--model", help="hf: base model hub id or folder; openai: served model name")
+    p.add_argument("--adapter", help="hf: LoRA adapter folder (VQA can switch it off)")
+    p.add_argument("--server", help="openai: base URL of an OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    p.add_argument("--validator", choices=["sim", "self", "gemini", "manual", "none"], default=None,
+                   help="who decides a subtask is done (default: sim with the sim robot, manual with widowx)")
+    p.add_argument("--camera", help="widowx: OpenCV camera index or URL")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; anything else needs --auth)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--share", action="store_true", help="Gradio share link (needs --auth)")
+    p.add_argument("--auth", help=f"USER:PASS for the login page (or set {AUTH_ENV})")
+    p.add_argument("--seed", type=int, default=0, help="first scene seed (sim)")
+    p.add_argument("--max-retries", type=int, default=2, help="retries per subtask before the episode fails")
+    p.add_argument("--token-delay", type=float, default=0.02,
+                   help="scripted policy: seconds between streamed tokens, so the stream is watchable (0 = instant)")
+    p.add_argument("--logs", default="out/app-logs", help="folder for the episode logs offered as downloads")
+    return p
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ConfigError(f"--auth must be USER:PASS with both parts non-empty, got {value!r}")
+    return user, password
+
+
+def from_args(argv: list[str] | None = None, env: dict[str, str] | None = None) -> AppConfig:
+    env = os.environ if env is None else env
+    a = parser().parse_args(argv)
+    auth = parse_auth(a.auth or env.get(AUTH_ENV))
+    if (a.share or not is_loopback(a.host)) and auth is None:
+        where = "--share" if a.share else f"--host {a.host}"
+        raise ConfigError(
+            f"refusing to start: {where} exposes the robot beyond this machine; add --auth USER:PASS "
+            f"(or set {AUTH_ENV}=USER:PASS), or bind 127.0.0.1"
+        )
+    if a.policy == "openai" and not a.server:
+        raise ConfigError("--policy openai needs --server URL (an OpenAI-compatible endpoint, e.g. vllm serve)")
+    if a.policy == "hf" and not a.model:
+        raise ConfigError("--policy hf needs --model (a Gemma 3 hub id or local folder, e.g. tiny/ from python -m training.tiny)")
+    if a.robot == "widowx" and a.policy == "scripted":
+        raise ConfigError("the scripted policy reads the simulator's ground truth; with --robot widowx use --policy hf or openai")
+    validator = a.validator or ("sim" if a.robot == "sim" else "manual")
+    if validator == "sim" and a.robot != "sim":
+        raise ConfigError("--validator sim reads the simulator's ground truth; with --robot widowx use self, gemini, manual or none")
+    if not 1 <= a.port <= 65535:
+        raise ConfigError(f"--port must be 1..65535, got {a.port}")
+    return AppConfig(
+        robot=a.robot, policy=a.policy, model=a.model, adapter=a.adapter, server=a.server, validator=validator,
+        camera=a.camera, host=a.host, port=a.port, share=a.share, auth=auth, seed=a.seed,
+        max_retries=a.max_retries, token_delay=max(0.0, a.token_delay), logs=a.logs,
+    )

@@ -1,0 +1,270 @@
+"""The state of one episode as the page shows it, built from the closed loop's events.
+
+`EpisodeView.apply(event)` folds each `policy.events` event into plain fields the
+panels render (subtask statuses, the streaming plan/action text, executed commands,
+verdicts, the end-effector path). It is UI-independent and thread-safe: the loop's
+thread applies events while page handlers read snapshots. `log()` is the episode's
+JSON log (every event, in order), which the history offers as a download.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from policy import events as ev
+
+PENDING, RUNNING, DONE, RETRYING, FAILED = "pending", "running", "done", "retrying", "failed"
+
+
+@dataclass
+class SubtaskView:
+    name: str
+    status: str = PENDING
+    attempts: int = 0
+    plan: str = ""  # streamed, latest attempt
+    actions: str = ""  # streamed, latest attempt
+    error: str = ""  # last rejected block's parse error
+
+
+@dataclass
+class CommandView:
+    index: int  # subtask
+    step: int
+    requested: tuple[float, float, float]
+    executed: tuple[float, float, float]
+    target: tuple[float, float, float]
+    ee_pos: tuple[float, float, float]
+    gripper: float
+    clamps: tuple[str, ...]
+    gripper_cmd: float | None = None
+
+
+@dataclass
+class VerdictView:
+    index: int
+    subtask: str
+    done: bool
+    reason: str
+    validator: str
+    latency_s: float
+    text: str = ""  # streamed validator text, if any
+
+
+@dataclass
+class EpisodeView:
+    instruction: str = ""
+    policy: str = ""
+    validator: str = ""
+    seed: int | None = None
+    driver: str = ""
+    started_at: float = field(default_factory=time.time)
+    subtasks_text: str = ""  # streamed stage-1 text
+    subtasks: list[SubtaskView] = field(default_factory=list)
+    current: int = -1
+    commands: list[CommandView] = field(default_factory=list)
+    verdicts: list[VerdictView] = field(default_factory=list)
+    validator_stream: str = ""
+    start_pos: tuple[float, float, float] | None = None
+    awaiting: str | None = None  # "execute" | "verdict" while the loop waits for a person
+    proposed: ev.ActionsProposed | None = None
+    finished: bool = False
+    success: bool | None = None
+    reason: str = ""
+    retries: int = 0
+    duration_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    version: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    token_times: list[tuple[float, int]] = field(default_factory=list, repr=False)  # (wall time, version)
+
+    def __post_init__(self) -> None:
+        self._mutex = threading.RLock()
+
+    # ------------------------------------------------------------------ folding events
+    def apply(self, e: ev.Event) -> None:
+        with self._mutex:
+            self._apply(e)
+            self.events.append(event_record(e))
+            self.version += 1
+
+    def _apply(self, e: ev.Event) -> None:
+        if isinstance(e, ev.EpisodeStarted):
+            self.instruction, self.policy, self.validator, self.seed = e.instruction, e.policy, e.validator, e.seed
+        elif isinstance(e, ev.Tokens):
+            if e.stage == "subtasks":
+                self.subtasks_text += e.text
+            elif e.stage in ("plan", "actions") and 0 <= e.index < len(self.subtasks):
+                st = self.subtasks[e.index]
+                if e.stage == "plan":
+                    st.plan += e.text
+                else:
+                    st.actions += e.text
+            elif e.stage == "validator":
+                self.validator_stream += e.text
+        elif isinstance(e, ev.SubtasksPlanned):
+            self.subtasks = [SubtaskView(s) for s in e.subtasks]
+            if not self.subtasks_text:
+                self.subtasks_text = e.text
+        elif isinstance(e, ev.SubtaskStarted):
+            self._ensure(e.index, e.subtask)
+            st = self.subtasks[e.index]
+            st.status, st.attempts, st.plan, st.actions, st.error = RUNNING, e.attempt, "", "", ""
+            self.current = e.index
+            self.validator_stream = ""
+            self.proposed = None
+        elif isinstance(e, ev.ActionsProposed):
+            st = self._ensure(e.index)
+            # The streamed text may have been split differently; the parsed result is authoritative.
+            st.plan, st.actions = e.plan, e.actions
+            self.proposed = e
+        elif isinstance(e, ev.ActionsRejected):
+            st = self._ensure(e.index)
+            st.error = e.error
+            if not st.actions:
+                st.actions = e.text
+        elif isinstance(e, ev.StepExecuted):
+            if self.start_pos is None:
+                start = tuple(float(a - b) for a, b in zip(e.target, e.executed))
+                self.start_pos = start  # where the arm was before the first step
+            self.commands.append(
+                CommandView(e.index, e.step, e.requested, e.executed, e.target, e.ee_pos, e.gripper, tuple(e.clamps))
+            )
+            self.awaiting = None
+        elif isinstance(e, ev.VerdictGiven):
+            st = self._ensure(e.index)
+            st.status = DONE if e.done else RETRYING
+            self.verdicts.append(
+                VerdictView(e.index, st.name, e.done, e.reason, e.validator, e.latency_s, self.validator_stream)
+            )
+            self.awaiting = None
+        elif isinstance(e, ev.Retry):
+            st = self._ensure(e.index)
+            st.status = RETRYING
+            self.retries = max(self.retries, 0) + 1
+        elif isinstance(e, ev.AwaitingUser):
+            self.awaiting = e.what
+        elif isinstance(e, ev.EpisodeDone):
+            self.finished, self.success, self.reason = True, e.success, e.reason
+            self.retries = e.retries
+            self.timings = dict(e.timings)
+            self.duration_s = e.t
+            self.awaiting = None
+            for st in self.subtasks:
+                if st.status in (RUNNING, RETRYING):
+                    st.status = FAILED if not e.success else DONE
+        if isinstance(e, ev.Tokens):
+            self.token_times.append((time.time(), self.version + 1))
+            del self.token_times[:-200]
+
+    def _ensure(self, index: int, name: str = "") -> SubtaskView:
+        while len(self.subtasks) <= index:
+            self.subtasks.append(SubtaskView(name or f"subtask {len(self.subtasks) + 1}"))
+        return self.subtasks[index]
+
+    def fail(self, reason: str) -> None:
+        """The loop died without an EpisodeDone (an exception): close the view honestly."""
+        with self._mutex:
+            if not self.finished:
+                self.apply(ev.EpisodeDone(t=time.time() - self.started_at, success=False, reason=reason, retries=self.retries))
+
+    # ------------------------------------------------------------------ reading
+    def snapshot(self) -> "EpisodeView":
+        """A consistent deep copy for rendering while the loop goes on."""
+        with self._mutex:
+            copy = dataclasses.replace(
+                self,
+                subtasks=[dataclasses.replace(s) for s in self.subtasks],
+                commands=list(self.commands),
+                verdicts=list(self.verdicts),
+                events=[],  # logs are read with log()
+                token_times=list(self.token_times),
+                timings=dict(self.timings),
+            )
+        return copy
+
+    @property
+    def elapsed_s(self) -> float:
+        return self.duration_s if self.finished else time.time() - self.started_at
+
+    def path(self) -> list[tuple[tuple[float, float, float], int]]:
+        """The executed end-effector path as (position, subtask index), starting where the arm began."""
+        pts: list[tuple[tuple[float, float, float], int]] = []
+        if self.start_pos is not None and self.commands:
+            pts.append((self.start_pos, self.commands[0].index))
+        pts += [(c.ee_pos, c.index) for c in self.commands]
+        return pts
+
+    def log(self) -> dict[str, Any]:
+        with self._mutex:
+            return {
+                "instruction": self.instruction,
+                "policy": self.policy,
+                "validator": self.validator,
+                "seed": self.seed,
+                "started_at": self.started_at,
+                "success": self.success,
+                "reason": self.reason,
+                "retries": self.retries,
+                "duration_s": round(self.duration_s, 3),
+                "subtasks": [{"name": s.name, "status": s.status, "attempts": s.attempts} for s in self.subtasks],
+                "events": list(self.events),
+            }
+
+    def write_log(self, folder: Path, number: int) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"episode-{number:03d}.json"
+        path.write_text(json.dumps(self.log(), indent=1, default=_json_default))
+        return path
+
+
+def event_record(e: ev.Event) -> dict[str, Any]:
+    rec = {"type": type(e).__name__}
+    rec.update(dataclasses.asdict(e))
+    return rec
+
+
+def _json_default(o: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(o)
+
+
+@dataclass
+class HistoryRow:
+    number: int
+    instruction: str
+    success: bool | None
+    retries: int
+    duration_s: float
+    reason: str
+    log_path: Path
+
+
+class History:
+    """Finished episodes of this demo run, newest first, each with its JSON log on disk."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.rows: list[HistoryRow] = []
+        self._mutex = threading.Lock()
+
+    def add(self, view: EpisodeView) -> HistoryRow:
+        with self._mutex:
+            number = len(self.rows) + 1
+            path = view.write_log(self.folder, number)
+            row = HistoryRow(number, view.instruction, view.success, view.retries, view.duration_s, view.reason, path)
+            self.rows.insert(0, row)
+            return row
