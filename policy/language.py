@@ -40,6 +40,7 @@ against its action block (`plan_agrees`).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal, Protocol, Sequence
@@ -239,20 +240,23 @@ def parse_actions(text: str) -> list[list[Command]]:
     if not isinstance(text, str):
         raise ActionParseError(repr(text), 0, "a string holding an action block")
     if _ACTION_RE.fullmatch(text):  # the canonical form (what constrained decoding writes): fast path
-        return [[_canonical_command(m) for m in _CANON_CMD.finditer(step)] for step in _CANON_STEP.findall(text, 1)]
+        return [[_canonical_command(c) for c in step.split(", ")] for step in _CANON_STEP.findall(text, 1)]
     return _Parser(text).block()
 
 
 _CANON_STEP = re.compile(r"\[([^\[\]]*)\]")
-_CANON_CMD = re.compile(r"move (\w+) ([0-9.]+) cm|(open|close) gripper")
 
 
-def _canonical_command(m: re.Match) -> Command:
-    if m.group(3):
-        return Command(gripper=m.group(3))  # type: ignore[arg-type]
-    axis, sign = DIRECTIONS[m.group(1)]
+@functools.lru_cache(maxsize=4096)
+def _canonical_command(text: str) -> Command:
+    """One canonical command's text -> Command. Cached: there are only ~6,000 distinct ones
+    and Command is immutable, so blocks can share them."""
+    words = text.split(" ")
+    if words[0] != "move":
+        return Command(gripper=words[0])  # type: ignore[arg-type]
+    axis, sign = DIRECTIONS[words[1]]
     delta = [0.0, 0.0, 0.0]
-    delta[axis] = sign * float(m.group(2)) / 100.0
+    delta[axis] = sign * float(words[2]) / 100.0
     return Command(delta=(delta[0], delta[1], delta[2]))
 
 
