@@ -75,6 +75,8 @@ class ActionsProposed(Event):
     decode_s: float
     tokens: int
     plan_agrees: bool
+    parse_s: float = 0.0  # time to parse the plan and the block
+    edited: bool = False  # the block was written by the user in step-through mode
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class AwaitingUser(Event):
 
     index: int
     what: Literal["execute", "verdict"]
+    actions: str = ""  # for 'execute': the block that will run unless the user edits it
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,10 @@ class EpisodeDone(Event):
     success: bool
     reason: str
     retries: int
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, summed
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, summed (and 'tokens', a count)
+    subtasks_done: int = 0
+    rejected: int = 0  # action blocks that did not parse (never executed)
+    log_dir: str | None = None  # where the episode was logged
 
 
 def vec(x) -> tuple[float, float, float]:

@@ -1,0 +1,558 @@
+"""The closed loop: plan subtasks, then per subtask plan + act + validate, retrying when needed.
+
+Usage (the CLI, the web demo and the benchmarks all do this):
+
+    from policy.loop import ClosedLoop, LoopConfig
+    loop = ClosedLoop(robot, backend, validator, LoopConfig(max_retries=3, log_dir="runs"))
+    for event in loop.run("put the carrot on the plate", seed=0):   # policy.events, in order
+        print(event)                                                 # EpisodeDone is always last
+
+    # from any other thread (e.g. a UI button), while run() is being iterated:
+    loop.stop("user pressed stop")     # ends at the next event boundary: EpisodeDone(success=False)
+    loop.estop("e-stop")               # latches robot.safety's e-stop, then stops (no step after it)
+    loop.give_verdict(True, "reason")  # the manual validator's answer (AwaitingUser what="verdict")
+    loop.respond("execute")            # step-through (LoopConfig(step_through=True)), after
+    loop.respond("edit", "[[move up 1.0 cm]]")   # AwaitingUser(what="execute"): run the block, run an
+    loop.respond("regenerate")         # edited block (re-parsed, safety-filtered) or ask the model again
+    loop.waiting                       # None, "execute" or "verdict": what the loop waits for now
+
+`run` is a generator: the consumer drives it (iterate it in a worker thread when a UI must
+stay responsive; `stop`, `estop`, `respond` and `give_verdict` are thread-safe). One
+ClosedLoop runs one episode at a time; call `run` again for the next episode.
+
+Each subtask attempt: SubtaskStarted -> Tokens(plan/actions)* -> ActionsProposed, or
+ActionsRejected when the output does not parse (shown, counted, retried, never executed)
+-> [AwaitingUser(execute) in step-through] -> StepExecuted per step (through robot.move,
+which applies the SafetyFilter; its clamps are in StepExecuted.clamps) -> [AwaitingUser
+(verdict) for the manual validator] -> Tokens(validator)* -> VerdictGiven -> Retry while
+not done and retries remain (`max_retries` per subtask), else EpisodeDone(success=False)
+with the reason. A stop or e-stop ends the episode between any two events, and before
+every robot step.
+
+Logging: with `log_dir`, every episode writes `<log_dir>/<time>_<instruction>/episode.jsonl`
+(one JSON object per event except Tokens, plus `Observation` records naming PNGs under
+`images/`, and one `Segment` record per executed block with the fields of a verbalized
+training record: image, instruction, subtasks, subtask, plan, actions, state,
+displacement). `load_log(dir)` reads it back for replay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import queue
+import re
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+import numpy as np
+
+from policy.backends import bounded_block_regex
+from policy.events import (
+    ActionsProposed,
+    ActionsRejected,
+    AwaitingUser,
+    EpisodeDone,
+    EpisodeStarted,
+    Event,
+    Retry,
+    StepExecuted,
+    SubtasksPlanned,
+    SubtaskStarted,
+    Tokens,
+    VerdictGiven,
+    vec,
+)
+from policy.language import ActionCodec, ActionParseError, Command, VerbalizedCodec, plan_agrees
+from policy.prompts import (
+    ACTIONS_PREFIX,
+    PromptFormatError,
+    action_prompt,
+    action_stage_regex,
+    parse_plan_actions,
+    parse_subtasks,
+    subtasks_prompt,
+    user_message,
+)
+from robot.base import EStopEngaged, Robot, SafetyError
+
+__all__ = ["ClosedLoop", "LoopConfig", "Step", "block_steps", "load_log", "run_episode"]
+
+Step = tuple[tuple[float, float, float], "float | None"]  # (delta metres, gripper target or None)
+
+
+@dataclass
+class LoopConfig:
+    max_retries: int = 3  # per subtask: attempts = max_retries + 1
+    step_through: bool = False  # wait for the user before executing each block
+    constrained: bool = True  # ask the backend to constrain the action stage to the grammar
+    codec: ActionCodec = field(default_factory=VerbalizedCodec)
+    adapter: bool = True
+    max_steps: int = 16  # steps per block the constrained grammar allows
+    subtasks_tokens: int = 160
+    action_tokens: int = 1024
+    plan_retries: int = 2  # extra tries when the subtask list does not parse
+    log_dir: str | Path | None = None
+    poll_s: float = 0.02  # how often a waiting loop looks at stop/e-stop
+
+
+class _Stopped(Exception):
+    pass
+
+
+def block_steps(commands: list[list[Command]]) -> tuple[Step, ...]:
+    """Parsed commands -> one (summed delta, gripper target) per step; 'open' = 1.0, 'close' = 0.0."""
+    steps = []
+    for step in commands:
+        delta = np.zeros(3)
+        grip: float | None = None
+        for c in step:
+            delta += np.asarray(c.delta, dtype=float)
+            if c.gripper is not None:
+                grip = 1.0 if c.gripper == "open" else 0.0
+        steps.append((vec(delta), grip))
+    return tuple(steps)
+
+
+class ClosedLoop:
+    def __init__(self, robot: Robot, backend: Any, validator: Any, config: LoopConfig | None = None) -> None:
+        self.robot, self.backend, self.validator = robot, backend, validator
+        self.config = config or LoopConfig()
+        self._stop = threading.Event()
+        self._stop_reason = ""
+        self._responses: queue.Queue[tuple[str, str | None]] = queue.Queue()
+        self._waiting: str | None = None
+        self._lock = threading.Lock()
+        self._running = False
+
+    # ------------------------------------------------------------------ controls (thread-safe)
+    def stop(self, reason: str = "stopped by the user") -> None:
+        self._stop_reason = self._stop_reason or reason
+        self._stop.set()
+
+    def estop(self, reason: str = "e-stop pressed") -> None:
+        self.robot.safety.estop(reason)
+        self.stop(f"e-stop: {reason}")
+
+    def respond(self, action: Literal["execute", "edit", "regenerate"], text: str | None = None) -> None:
+        if action not in ("execute", "edit", "regenerate"):
+            raise ValueError(f"step-through answer must be 'execute', 'edit' or 'regenerate', not {action!r}")
+        if action == "edit" and not text:
+            raise ValueError("'edit' needs the edited action block text")
+        self._responses.put((action, text))
+
+    def give_verdict(self, done: bool, reason: str = "") -> None:
+        give = getattr(self.validator, "give", None)
+        if give is None:
+            raise ValueError(f"the {getattr(self.validator, 'name', '?')} validator takes no manual verdict")
+        give(done, reason)
+
+    @property
+    def waiting(self) -> str | None:
+        return self._waiting
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set() or self.robot.safety.engaged
+
+    # ------------------------------------------------------------------ the episode
+    def run(self, instruction: str, seed: int | None = None) -> Iterator[Event]:
+        """Run one episode; yields policy.events. Always ends with EpisodeDone."""
+        with self._lock:
+            if self._running:
+                raise RuntimeError("this ClosedLoop is already running an episode")
+            self._running = True
+        self._stop.clear()
+        self._stop_reason = ""
+        while not self._responses.empty():
+            self._responses.get_nowait()
+        self._t0 = time.perf_counter()
+        self._timings = {k: 0.0 for k in ("subtasks_s", "prefill_s", "decode_s", "tokens", "parse_s", "execute_s", "validate_s", "user_s", "log_s")}
+        self._counts = {"retries": 0, "rejected": 0, "done": 0}
+        self._log = _EpisodeLog(self.config.log_dir, instruction) if self.config.log_dir else None
+        inner = self._episode(instruction, seed)
+        done: EpisodeDone | None = None
+        try:
+            while True:
+                if self.stopped:
+                    inner.close()
+                    done = self._done(False, self._stop_reason_now())
+                    break
+                try:
+                    event = next(inner)
+                except StopIteration:
+                    break
+                except _Stopped:
+                    done = self._done(False, self._stop_reason_now())
+                    break
+                except EStopEngaged as e:
+                    done = self._done(False, f"e-stop: {e}")
+                    break
+                except Exception as e:  # backend/validator/robot failure: end cleanly, say what
+                    if self._log:
+                        self._log.write({"type": "Error", "t": self._t(), "traceback": traceback.format_exc()})
+                    done = self._done(False, f"error: {type(e).__name__}: {e}")
+                    break
+                if isinstance(event, EpisodeDone):
+                    done = event
+                    break
+                if self._log:
+                    t = time.perf_counter()
+                    self._log.event(event)
+                    self._timings["log_s"] += time.perf_counter() - t
+                yield event
+            if done is None:
+                done = self._done(False, "the episode ended without a result")
+            if self._log:
+                self._log.event(done)
+                self._log.close()
+            yield done
+        finally:
+            self._waiting = None
+            with self._lock:
+                self._running = False
+
+    # ------------------------------------------------------------------ internals
+    def _t(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def _stop_reason_now(self) -> str:
+        if self.robot.safety.engaged and not self._stop_reason.startswith("e-stop"):
+            return "e-stop: the robot's e-stop latch is engaged"
+        return self._stop_reason or "stopped"
+
+    def _done(self, success: bool, reason: str) -> EpisodeDone:
+        timings = dict(self._timings)
+        timings["total_s"] = self._t()
+        measured = sum(v for k, v in timings.items() if k.endswith("_s") and k != "total_s")
+        timings["overhead_s"] = max(0.0, timings["total_s"] - measured)
+        return EpisodeDone(
+            t=self._t(),
+            success=success,
+            reason=reason,
+            retries=self._counts["retries"],
+            timings=timings,
+            subtasks_done=self._counts["done"],
+            rejected=self._counts["rejected"],
+            log_dir=str(self._log.dir) if self._log else None,
+        )
+
+    def _observe(self, **where: Any):
+        t = time.perf_counter()
+        obs = self.robot.observe()
+        self._timings["execute_s"] += time.perf_counter() - t
+        if self._log:
+            t = time.perf_counter()
+            self._log.observation(self._t(), obs, **where)
+            self._timings["log_s"] += time.perf_counter() - t
+        return obs
+
+    def _check(self) -> None:
+        if self.stopped:
+            raise _Stopped()
+
+    def _wait_user(self) -> tuple[str, str | None]:
+        t = time.perf_counter()
+        try:
+            while True:
+                self._check()
+                try:
+                    return self._responses.get(timeout=self.config.poll_s)
+                except queue.Empty:
+                    continue
+        finally:
+            self._timings["user_s"] += time.perf_counter() - t
+
+    def _episode(self, instruction: str, seed: int | None) -> Iterator[Event]:
+        cfg = self.config
+        yield EpisodeStarted(
+            t=self._t(),
+            instruction=instruction,
+            policy=getattr(self.backend, "name", type(self.backend).__name__),
+            validator=getattr(self.validator, "name", type(self.validator).__name__),
+            seed=seed,
+        )
+        # ---- stage 1: the subtask list from the first image
+        subtasks: list[str] | None = None
+        for _ in range(cfg.plan_retries + 1):
+            obs = self._observe(stage="subtasks")
+            t = time.perf_counter()
+            stream = self.backend.generate(
+                [user_message(subtasks_prompt(instruction))], [obs.image], "subtasks",
+                adapter=cfg.adapter, max_new_tokens=cfg.subtasks_tokens,
+            )
+            for piece in stream:
+                yield Tokens(t=self._t(), stage="subtasks", index=-1, text=piece)
+            latency = time.perf_counter() - t
+            self._timings["subtasks_s"] += latency
+            try:
+                subtasks = parse_subtasks(stream.stats.text)
+                break
+            except PromptFormatError as e:
+                self._counts["rejected"] += 1
+                yield ActionsRejected(t=self._t(), index=-1, text=stream.stats.text, error=str(e))
+        if subtasks is None:
+            yield self._done(False, f"the subtask list did not parse after {cfg.plan_retries + 1} tries")
+            return
+        yield SubtasksPlanned(t=self._t(), subtasks=tuple(subtasks), text=stream.stats.text, latency_s=latency)
+
+        regex = action_stage_regex(bounded_block_regex(cfg.codec.regex, cfg.max_steps)) if cfg.constrained else None
+        for index, subtask in enumerate(subtasks):
+            attempt = 1
+            while True:
+                yield SubtaskStarted(t=self._t(), index=index, subtask=subtask, attempt=attempt)
+                # ---- stage 2: plan + block (regenerated on request in step-through)
+                while True:
+                    obs = self._observe(stage="actions", index=index, attempt=attempt)
+                    start_image, start_pos = obs.image, np.asarray(obs.ee_pos, dtype=float).copy()
+                    stream = self.backend.generate(
+                        [user_message(action_prompt(instruction, subtasks, index))], [obs.image], "actions",
+                        constraint_regex=regex, adapter=cfg.adapter, max_new_tokens=cfg.action_tokens,
+                        context={"index": index},
+                    )
+                    yield from self._relay_action_tokens(stream, index)
+                    st = stream.stats
+                    self._timings["prefill_s"] += st.prefill_s
+                    self._timings["decode_s"] += st.decode_s
+                    self._timings["tokens"] += st.tokens
+                    proposal = self._parse(st.text, index)
+                    if isinstance(proposal, ActionsRejected):
+                        yield proposal
+                        break
+                    plan, actions, steps, parse_s = proposal
+                    event = ActionsProposed(
+                        t=self._t(), index=index, plan=plan, actions=actions, steps=steps,
+                        prefill_s=st.prefill_s, decode_s=st.decode_s, tokens=st.tokens,
+                        plan_agrees=_agrees(plan, steps), parse_s=parse_s,
+                    )
+                    yield event
+                    if not cfg.step_through:
+                        break
+                    answer = yield from self._step_through(index, plan, actions)
+                    if answer is None:
+                        continue  # regenerate
+                    proposal = answer
+                    break
+                if isinstance(proposal, ActionsRejected):
+                    reason = f"the action block did not parse: {proposal.error}"
+                else:
+                    plan, actions, steps = proposal[0], proposal[1], proposal[2]
+                    # ---- execute, one step at a time, through the safety filter
+                    for k, (delta, grip) in enumerate(steps):
+                        self._check()
+                        t = time.perf_counter()
+                        fc = self.robot.move(np.asarray(delta, dtype=float), grip)
+                        self._timings["execute_s"] += time.perf_counter() - t
+                        after = self._observe(stage="step", index=index, attempt=attempt, step=k)
+                        yield StepExecuted(
+                            t=self._t(), index=index, step=k, requested=vec(fc.requested), executed=vec(fc.delta),
+                            target=vec(fc.target), ee_pos=vec(after.ee_pos), gripper=float(after.gripper), clamps=tuple(fc.reasons),
+                        )
+                    # ---- stage 3: the verdict
+                    self._check()
+                    final = self._observe(stage="validate", index=index, attempt=attempt)
+                    verdict = yield from self._validate(final.image, subtask, index, instruction)
+                    if self._log:
+                        self._log.segment(
+                            self._t(), start_image, instruction=instruction, subtasks=subtasks, index=index, attempt=attempt,
+                            plan=plan, actions=actions, state=start_pos,
+                            displacement=np.asarray(final.ee_pos, dtype=float) - start_pos, done=verdict.done,
+                        )
+                    if verdict.done:
+                        self._counts["done"] += 1
+                        break
+                    reason = verdict.reason or "the validator says the subtask is not done"
+                if attempt > cfg.max_retries:
+                    yield self._done(
+                        False, f"subtask {index + 1} ({subtask}) not done after {attempt} attempts: {reason}"
+                    )
+                    return
+                attempt += 1
+                self._counts["retries"] += 1
+                yield Retry(t=self._t(), index=index, attempt=attempt, reason=reason)
+        yield self._done(True, f"all {len(subtasks)} subtasks done")
+
+    def _relay_action_tokens(self, stream, index: int) -> Iterator[Event]:
+        """Tokens(plan) until the 'Actions:' line starts, Tokens(actions) after it."""
+        text = ""
+        in_actions = False
+        marker = "\n" + ACTIONS_PREFIX.strip()
+        for piece in stream:
+            if in_actions:
+                yield Tokens(t=self._t(), stage="actions", index=index, text=piece)
+                continue
+            before = len(text)
+            text += piece
+            at = text.find(marker)
+            if at < 0 and text.startswith(ACTIONS_PREFIX.strip()):
+                at = 0
+            if at < 0:
+                yield Tokens(t=self._t(), stage="plan", index=index, text=piece)
+                continue
+            in_actions = True
+            split = max(0, at - before)
+            if piece[:split]:
+                yield Tokens(t=self._t(), stage="plan", index=index, text=piece[:split])
+            if piece[split:]:
+                yield Tokens(t=self._t(), stage="actions", index=index, text=piece[split:])
+
+    def _parse(self, text: str, index: int):
+        t = time.perf_counter()
+        try:
+            pa = parse_plan_actions(text)
+            commands = self.config.codec.decode(pa.actions)
+        except (PromptFormatError, ActionParseError) as e:
+            self._timings["parse_s"] += time.perf_counter() - t
+            self._counts["rejected"] += 1
+            return ActionsRejected(t=self._t(), index=index, text=text, error=str(e))
+        steps = block_steps(commands)
+        parse_s = time.perf_counter() - t
+        self._timings["parse_s"] += parse_s
+        return pa.plan, pa.actions, steps, parse_s
+
+    def _step_through(self, index: int, plan: str, actions: str):
+        """Wait for execute / edit / regenerate. Returns the proposal to run, or None to regenerate."""
+        while True:
+            self._waiting = "execute"
+            yield AwaitingUser(t=self._t(), index=index, what="execute", actions=actions)
+            try:
+                action, text = self._wait_user()
+            finally:
+                self._waiting = None
+            if action == "regenerate":
+                return None
+            if action == "execute":
+                t = time.perf_counter()
+                steps = block_steps(self.config.codec.decode(actions))
+                return plan, actions, steps, time.perf_counter() - t
+            # edit: the user's block, re-parsed (and safety-filtered when executed)
+            edited = (text or "").strip()
+            if edited.startswith(ACTIONS_PREFIX.strip()):
+                edited = edited[len(ACTIONS_PREFIX.strip()) :].strip()
+            t = time.perf_counter()
+            try:
+                commands = self.config.codec.decode(edited)
+            except ActionParseError as e:
+                self._counts["rejected"] += 1
+                yield ActionsRejected(t=self._t(), index=index, text=edited, error=str(e))
+                continue
+            steps = block_steps(commands)
+            parse_s = time.perf_counter() - t
+            yield ActionsProposed(
+                t=self._t(), index=index, plan=plan, actions=edited, steps=steps, prefill_s=0.0, decode_s=0.0,
+                tokens=0, plan_agrees=_agrees(plan, steps), parse_s=parse_s, edited=True,
+            )
+            return plan, edited, steps, parse_s
+
+    def _validate(self, image: np.ndarray, subtask: str, index: int, instruction: str):
+        v = self.validator
+        if getattr(v, "needs_user", False):
+            self._waiting = "verdict"
+            yield AwaitingUser(t=self._t(), index=index, what="verdict")
+        t = time.perf_counter()
+        gen = v.judge(image, subtask, index, instruction=instruction, should_stop=lambda: self.stopped)
+        try:
+            while True:
+                try:
+                    piece = next(gen)
+                except StopIteration as e:
+                    verdict = e.value
+                    break
+                yield Tokens(t=self._t(), stage="validator", index=index, text=piece)
+        finally:
+            self._waiting = None
+            latency = time.perf_counter() - t
+            self._timings["user_s" if getattr(v, "needs_user", False) else "validate_s"] += latency
+        if verdict is None:
+            raise _Stopped()
+        yield VerdictGiven(
+            t=self._t(), index=index, done=bool(verdict.done), reason=verdict.reason,
+            validator=getattr(v, "name", type(v).__name__), latency_s=latency,
+        )
+        return verdict
+
+
+def _agrees(plan: str, steps: tuple[Step, ...]) -> bool:
+    total = np.sum([np.asarray(d) for d, _ in steps], axis=0) if steps else np.zeros(3)
+    return bool(plan_agrees(plan, total))
+
+
+def run_episode(robot: Robot, backend: Any, validator: Any, instruction: str, config: LoopConfig | None = None, seed: int | None = None) -> Iterator[Event]:
+    """One episode with a fresh ClosedLoop (no outside controls)."""
+    return ClosedLoop(robot, backend, validator, config).run(instruction, seed=seed)
+
+
+# ---------------------------------------------------------------------------- logging
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+class _EpisodeLog:
+    def __init__(self, root: str | Path, instruction: str) -> None:
+        slug = re.sub(r"[^a-z0-9]+", "_", instruction.lower()).strip("_")[:40] or "episode"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = Path(root) / f"{stamp}_{slug}"
+        d, n = base, 1
+        while d.exists():
+            n += 1
+            d = Path(f"{base}_{n}")
+        (d / "images").mkdir(parents=True)
+        self.dir = d
+        self._f = open(d / "episode.jsonl", "w", encoding="utf-8")
+        self._n = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._f.write(json.dumps(_jsonable(record)) + "\n")
+        self._f.flush()
+
+    def event(self, event: Event) -> None:
+        self.write({"type": type(event).__name__, **dataclasses.asdict(event)})
+
+    def _image(self, image: np.ndarray) -> str:
+        from PIL import Image
+
+        name = f"images/{self._n:05d}.png"
+        self._n += 1
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(self.dir / name)
+        return name
+
+    def observation(self, t: float, obs: Any, **where: Any) -> None:
+        self.write({"type": "Observation", "t": t, "image": self._image(obs.image), "ee_pos": obs.ee_pos, "gripper": float(obs.gripper), **where})
+
+    def segment(self, t: float, image: np.ndarray, *, instruction: str, subtasks: list[str], index: int, **rest: Any) -> None:
+        self.write({
+            "type": "Segment", "t": t, "image": self._image(image), "instruction": instruction, "subtasks": subtasks,
+            "subtask": subtasks[index], "index": index, **rest,
+        })
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def load_log(path: str | Path) -> list[dict[str, Any]]:
+    """An episode log (its folder or its episode.jsonl) as a list of records; image paths made absolute."""
+    p = Path(path)
+    f = p / "episode.jsonl" if p.is_dir() else p
+    if not f.exists():
+        raise FileNotFoundError(f"no episode log at {f}; pass a folder written by the loop's log_dir")
+    records = []
+    for line in f.read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        if "image" in r and isinstance(r["image"], str):
+            r["image"] = str(f.parent / r["image"])
+        records.append(r)
+    return records
