@@ -39,7 +39,7 @@ _IM_RE = re.compile(r"^im_(\d+)\.jpg$")
 # --------------------------------------------------------------------------- reader
 
 
-def list_episodes(root: str | os.PathLike) -> list[str]:
+def list_episodes(root: str | os.PathLike, **_options) -> list[str]:
     """Relative paths ('traj_group0/traj3') of every trajectory folder under `root`, sorted.
 
     A trajectory folder is any directory holding one of obs_dict.pkl, policy_out.pkl,
@@ -88,7 +88,7 @@ def read_jpeg(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def read_episode(root: str | os.PathLike, ref: str, drop_idle_first_step: bool = True) -> Episode:
+def read_episode(root: str | os.PathLike, ref: str, drop_idle_first_step: bool = True, **_options) -> Episode:
     """Read one trajectory folder `root/ref`. Raises EpisodeError (one line) if it is unusable.
 
     Images are decoded on access (a missing or corrupt frame raises EpisodeError then);
