@@ -137,7 +137,7 @@ def run(
         "format": job.reader.fmt,
         "format_options": job.reader.options,
         "labeler": job.labeler,
-        "labeler_options": {k: v for k, v in job.labeler_options.items() if k not in ("api_key", "cache_dir", "concurrency")},
+        "labeler_options": {k: v for k, v in job.labeler_options.items() if k in ("model", "frames")},
         "segment": dataclasses.asdict(job.segment),
         "chunking": dataclasses.asdict(job.chunking),
         **(config_extra or {}),
@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image-key", default=None, help="LeRobot camera feature (default: the first camera in meta/info.json)")
     ap.add_argument("--model", default="gemini-2.5-flash", help="Gemini model (labeler gemini)")
     ap.add_argument("--cache-dir", default=None, help="Gemini reply cache (default ~/.cache/vlm2vla/gemini)")
+    ap.add_argument("--gemini-base-url", default=None, help="Gemini API endpoint (default Google's; e.g. a proxy)")
     ap.add_argument("--min-segment-len", type=int, default=SegmentParams.min_len, help="shortest subtask segment, steps")
     ap.add_argument("--max-segments", type=int, default=SegmentParams.max_segments)
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     options = {"image_key": a.image_key} if a.format == "lerobot" and a.image_key else {}
     labeler_options: dict[str, Any] = {}
     if a.labeler == "gemini":
-        labeler_options = {"model": a.model, "cache_dir": a.cache_dir}
+        labeler_options = {"model": a.model, "cache_dir": a.cache_dir, "base_url": a.gemini_base_url}
         if not os.environ.get("GEMINI_API_KEY") and not os.environ.get("GOOGLE_API_KEY"):
             return fail("--labeler gemini needs an API key: export GEMINI_API_KEY=... (or use --labeler rules, offline)")
     job = Job(

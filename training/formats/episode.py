@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Episode", "EpisodeError", "LazyImages", "GRIPPER_THRESHOLD", "STATE_DIM"]
+__all__ = ["Episode", "EpisodeError", "LazyImages", "GRIPPER_THRESHOLD", "STATE_DIM", "synthetic_episode"]
 
 STATE_DIM = 7
 GRIPPER_THRESHOLD = 0.5
@@ -121,3 +121,67 @@ class _Shifted(LazyImages):
     def __init__(self, base: LazyImages, offset: int) -> None:
         raw = None if base.raw is None else (lambda i: base.raw(i + offset))  # type: ignore[misc]
         super().__init__(len(base) - offset, lambda i: base[i + offset], raw)
+
+
+def synthetic_episode(
+    seed: int = 0,
+    steps: int = 40,
+    image_size: int = 64,
+    instruction: str = "put the carrot on the plate",
+    noise: float = 0.0005,
+) -> Episode:
+    """A scripted Bridge-like pick-and-place episode (for tests and benchmarks, not for training).
+
+    Reach the object, descend, close, lift, carry to the target, descend, open, retreat;
+    `steps` 5 Hz steps (at least 16), Gaussian jitter of `noise` metres per axis, a frame
+    per state drawn as a smooth tabletop with the gripper as a square, (size, size, 3) uint8.
+    The first action is all zeros, as in Bridge.
+    """
+    rng = np.random.default_rng(seed)
+    steps = max(16, int(steps))
+    home = np.array([0.25, 0.0, 0.15])
+    obj = np.array([rng.uniform(0.25, 0.40), rng.uniform(-0.12, 0.05), 0.02])
+    tgt = np.array([rng.uniform(0.20, 0.40), rng.uniform(0.05, 0.20), 0.04])
+    # waypoints with their share of the steps and the gripper after them
+    plan = [
+        (obj + [0, 0, 0.08], 0.25, 1.0),
+        (obj, 0.15, 1.0),
+        (obj, 0.05, 0.0),  # close
+        (obj + [0, 0, 0.10], 0.12, 0.0),
+        (tgt + [0, 0, 0.08], 0.18, 0.0),
+        (tgt, 0.10, 0.0),
+        (tgt, 0.05, 1.0),  # open
+        (tgt + [0, 0, 0.08], 0.10, 1.0),
+    ]
+    counts = np.maximum(1, np.round(np.array([p[1] for p in plan]) * steps).astype(int))
+    counts[0] += steps - counts.sum()
+    pos, grip = [home], [1.0]
+    cur = home
+    for (wp, _, g), n in zip(plan, counts):
+        for k in range(1, n + 1):
+            pos.append(cur + (wp - cur) * k / n)
+            grip.append(g if k == n or g == grip[-1] else grip[-1])
+        cur = wp
+    pos = np.array(pos)
+    pos[1:] += rng.normal(0, noise, pos[1:].shape)
+    states = np.zeros((len(pos), 7))
+    states[:, :3] = pos
+    states[:, 3:6] = rng.normal(0, 0.01, (len(pos), 3))
+    states[:, 6] = grip
+    actions = np.zeros((len(pos) - 1, 7))
+    actions[:, :3] = np.diff(pos, axis=0)
+    actions[:, 6] = states[1:, 6]
+    actions[0] = 0.0  # Bridge's idle first action
+    yy, xx = np.mgrid[0:image_size, 0:image_size]
+    base = np.stack([xx * 200 // image_size, yy * 200 // image_size, np.full_like(xx, 90)], axis=-1).astype(np.uint8)
+
+    def frame(t: int) -> np.ndarray:
+        img = base.copy()
+        u = int(np.clip((pos[t, 1] + 0.15) / 0.40 * image_size, 0, image_size - 1))
+        v = int(np.clip((0.45 - pos[t, 0]) / 0.35 * image_size, 0, image_size - 1))
+        r = max(2, image_size // 16)
+        img[max(0, v - r) : v + r, max(0, u - r) : u + r] = (255, 255, 255) if states[t, 6] > 0.5 else (40, 40, 40)
+        return img
+
+    images = [frame(t) for t in range(len(pos))]
+    return Episode(instruction, images, states, actions, {"synthetic_seed": seed})
