@@ -109,15 +109,13 @@ def read_episode(root: str | os.PathLike, ref: str, drop_idle_first_step: bool =
 
     pol = _load_pickle(d / "policy_out.pkl", "policy_out.pkl")
     try:
-        actions = np.asarray([p["actions"] for p in pol], dtype=np.float64).reshape(len(pol), -1)
+        actions = np.asarray([p["actions"] for p in pol], dtype=np.float64).reshape(len(pol), -1) if len(pol) else np.zeros((0, STATE_DIM))
     except (TypeError, KeyError, IndexError, ValueError):
         raise EpisodeError(f"{d / 'policy_out.pkl'}: expected a list of dicts with 'actions' (7 numbers each)") from None
     if actions.shape[1:] != (STATE_DIM,) and len(actions):
         raise EpisodeError(f"{d / 'policy_out.pkl'}: actions have {actions.shape[1]} numbers, expected 7")
     if len(actions) == len(states):  # some recordings log one action past the last state
         actions = actions[:-1]
-    if len(actions) == 0:
-        actions = actions.reshape(0, STATE_DIM)
 
     lang = d / "lang.txt"
     if not lang.is_file():
