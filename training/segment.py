@@ -16,8 +16,8 @@ How boundaries are found (all thresholds are fields of `SegmentParams`):
     steps that descend (z delta below -`descend_eps`) or barely move (norm under
     `still_eps`): that run is the grasp / place approach, at least `min_len` steps when
     the episode has room for it;
-  * without gripper events the motion is smoothed over `smooth` steps and cut where the
-    dominant axis or its sign changes;
+  * without gripper events the motion is cut where the dominant axis or its sign
+    changes and the new direction persists for `smooth` steps (still steps don't count);
   * segments shorter than `min_len` are merged into the following segment (the last one
     into the one before), and at most `max_segments` are kept (the shortest merged first).
 The result always covers every step exactly once, in order.
@@ -41,7 +41,7 @@ class SegmentParams:
     descend_eps: float = 0.002  # m per step: a z delta below -descend_eps is a descent
     still_eps: float = 0.003  # m per step: motion under this counts as still
     max_approach: int = 6  # the grasp/place approach covers at most this many steps before the event
-    smooth: int = 3  # steps of smoothing when cutting gripper-free motion by direction
+    smooth: int = 3  # a new direction must persist this many steps to cut gripper-free motion
     gripper_threshold: float = 0.5
 
 
@@ -76,17 +76,18 @@ def segment_motion(deltas: np.ndarray, p: SegmentParams = SegmentParams()) -> li
     if T == 0:
         return []
     k = max(1, p.smooth)
-    kernel = np.ones(k) / k
-    sm = np.stack([np.convolve(deltas[:, a], kernel, mode="same") for a in range(3)], axis=1)
-    mag = np.abs(sm)
-    label = np.where(np.linalg.norm(sm, axis=1) < p.still_eps, -1, np.argmax(mag, axis=1) * 2 + (sm[np.arange(T), np.argmax(mag, axis=1)] > 0))
-    cuts, current = [0], int(label[0])
-    for t in range(1, T):
-        if label[t] == -1:
+    norm = np.linalg.norm(deltas, axis=1)
+    dom = np.argmax(np.abs(deltas), axis=1)
+    label = np.where(norm < p.still_eps, -1, dom * 2 + (deltas[np.arange(T), dom] > 0))
+    cuts, current = [0], -1
+    for t in range(T):
+        if label[t] == -1 or label[t] == current:
             continue  # still steps join the running segment
         if current == -1:
             current = int(label[t])
-        elif label[t] != current:
+            continue
+        ahead = label[t : t + k]
+        if np.all((ahead == label[t]) | (ahead == -1)):  # a new direction that persists for `smooth` steps
             cuts.append(t)
             current = int(label[t])
     return [(a, b) for a, b in zip(cuts, cuts[1:] + [T])]
