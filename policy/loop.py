@@ -98,6 +98,11 @@ class LoopConfig:
     plan_retries: int = 2  # extra tries when the subtask list does not parse
     log_dir: str | Path | None = None
     poll_s: float = 0.02  # how often a waiting loop looks at stop/e-stop
+    # A gripper command is one step in the action language, but fingers take longer than one
+    # control period to close: after a step that changes the gripper target, hold still
+    # (zero-motion moves, through the safety filter) until the measured opening settles.
+    gripper_settle_steps: int = 5
+    gripper_settle_tol: float = 0.005
 
 
 class _Stopped(Exception):
@@ -346,6 +351,8 @@ class ClosedLoop:
                         self._check()
                         t = time.perf_counter()
                         fc = self.robot.move(np.asarray(delta, dtype=float), grip)
+                        if grip is not None:
+                            self._settle_gripper(grip)
                         self._timings["execute_s"] += time.perf_counter() - t
                         after = self._observe(stage="step", index=index, attempt=attempt, step=k)
                         yield StepExecuted(
@@ -375,6 +382,16 @@ class ClosedLoop:
                 self._counts["retries"] += 1
                 yield Retry(t=self._t(), index=index, attempt=attempt, reason=reason)
         yield self._done(True, f"all {len(subtasks)} subtasks done")
+
+    def _settle_gripper(self, grip: float) -> None:
+        prev = None
+        for _ in range(self.config.gripper_settle_steps):
+            self._check()
+            g = float(self.robot.observe().gripper)
+            if prev is not None and abs(g - prev) < self.config.gripper_settle_tol:
+                return
+            prev = g
+            self.robot.move(np.zeros(3), grip)
 
     def _relay_action_tokens(self, stream, index: int) -> Iterator[Event]:
         """Tokens(plan) until the 'Actions:' line starts, Tokens(actions) after it."""
