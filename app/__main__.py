@@ -1,8 +1,58 @@
-"""python -m app — the web demo (being built: see the README's status)."""
+"""python -m app — the VLM2VLA web demo. `python -m app --help` lists the flags."""
 
+from __future__ import annotations
+
+import os
 import sys
 
-sys.exit(
-    "The web demo (app/) is not built yet. What runs today: `make test`, and\n"
-    "`python -c 'from policy.language import verbalize_actions'`. See README.md."
-)
+
+def launch(argv: list[str] | None = None, block: bool = True, quiet: bool = False):
+    """Parse flags, build the runtime, start the server. Returns (demo, runtime, url) when block=False."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from app.config import ConfigError, from_args
+
+    try:
+        cfg = from_args(argv)
+    except ConfigError as e:
+        sys.exit(f"python -m app: {e}")
+
+    from app.build import build_runtime
+
+    try:
+        rt = build_runtime(cfg)
+    except (ConfigError, ValueError, RuntimeError, ImportError, OSError) as e:
+        sys.exit(f"python -m app: could not load what the flags ask for: {type(e).__name__}: {e}")
+    rt.start_camera()
+
+    from app.format import CSS
+    from app.ui import build
+
+    import gradio as gr
+
+    demo = build(rt)
+    demo.queue(default_concurrency_limit=None)
+    theme = gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
+    _, url, share_url = demo.launch(
+        server_name=cfg.host, server_port=cfg.port, share=cfg.share, auth=cfg.auth, prevent_thread_lock=True,
+        quiet=True, show_error=True, allowed_paths=[str(rt.history.folder.resolve())], theme=theme, css=CSS, ssr_mode=False, footer_links=["api"],
+    )
+    local = f"http://{'127.0.0.1' if cfg.host in ('0.0.0.0', '::') else cfg.host}:{cfg.port}"
+    if not quiet:
+        print(f"VLM2VLA demo running at {local}" + (f"  (share: {share_url})" if share_url else ""), flush=True)
+        print(f"robot: {rt.loaded.robot} · policy: {rt.loaded.policy} · validator: {rt.loaded.validator} — Ctrl+C to stop",
+              flush=True)
+    if not block:
+        return demo, rt, local
+    try:
+        demo.block_thread()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        rt.close()
+        demo.close()
+
+
+if __name__ == "__main__":
+    launch()

@@ -29,8 +29,9 @@ class AppConfig:
     auth: tuple[str, str] | None = None
     seed: int = 0
     max_retries: int = 2
-    token_delay: float = 0.02  # scripted backend: seconds between streamed tokens (0 = instant)
+    stream_cps: float = 150.0  # scripted backend: characters per second it streams at (0 = instant)
     logs: str = "out/app-logs"
+    pace: float = 0.2  # seconds per arm step shown on the camera (the 5 Hz control rate)
     step_through: bool = False
 
 
@@ -54,8 +55,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", help=f"USER:PASS for the login page (or set {AUTH_ENV})")
     p.add_argument("--seed", type=int, default=0, help="first scene seed (sim)")
     p.add_argument("--max-retries", type=int, default=2, help="retries per subtask before the episode fails")
-    p.add_argument("--token-delay", type=float, default=0.02,
-                   help="scripted policy: seconds between streamed tokens, so the stream is watchable (0 = instant)")
+    p.add_argument("--stream-cps", type=float, default=150.0,
+                   help="scripted policy: characters per second it streams at, so the stream is watchable (0 = instant)")
+    p.add_argument("--pace", type=float, default=0.2,
+                   help="seconds per arm step, so a simulated arm moves in real time (5 Hz = 0.2; 0 = as fast as it computes)")
     p.add_argument("--logs", default="out/app-logs", help="folder for the episode logs offered as downloads")
     return p
 
@@ -102,5 +105,5 @@ def from_args(argv: list[str] | None = None, env: dict[str, str] | None = None) 
     return AppConfig(
         robot=a.robot, policy=a.policy, model=a.model, adapter=a.adapter, server=a.server, validator=validator,
         camera=a.camera, host=a.host, port=a.port, share=a.share, auth=auth, seed=a.seed,
-        max_retries=a.max_retries, token_delay=max(0.0, a.token_delay), logs=a.logs,
+        max_retries=a.max_retries, stream_cps=max(0.0, a.stream_cps), logs=a.logs, pace=max(0.0, a.pace),
     )

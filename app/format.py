@@ -71,14 +71,25 @@ def stream_html(view: EpisodeView | None) -> str:
     plan_cursor = cursor if streaming and not st.actions else ""
     act_cursor = cursor if streaming and st.actions else ""
     err = f'<div class="perr">✗ not executed: {_E(st.error)}</div>' if st.error else ""
+    plan = _strip_prefix(st.plan, "Plan:")
+    actions = _strip_prefix(st.actions, "Actions:")
     return (
         f'<div class="cur">Subtask {view.current + 1}: <b>{_E(st.name)}</b></div>'
-        f'<div class="lbl">Plan</div><div class="plan">{_E(st.plan)}{plan_cursor}</div>'
-        f'<div class="lbl">Actions</div><pre class="actions" id="action-text">{_E(st.actions)}{act_cursor}</pre>{err}'
+        f'<div class="lbl">Plan</div><div class="plan">{_E(plan)}{plan_cursor}</div>'
+        f'<div class="lbl">Actions</div><pre class="actions" id="action-text">{_E(actions)}{act_cursor}</pre>{err}'
     )
 
 
-def commands_html(view: EpisodeView | None, limit: int = 14) -> str:
+def _strip_prefix(text: str, prefix: str) -> str:
+    t = text.lstrip()
+    return t[len(prefix):].lstrip() if t.startswith(prefix) else text
+
+
+def cm_short(v: Iterable[float]) -> str:
+    return " ".join(f"{x * 100:+.1f}" for x in v)
+
+
+def commands_html(view: EpisodeView | None, limit: int = 40) -> str:
     if view is None or not view.commands:
         return '<div class="empty">Executed commands (after the safety filter) are listed here.</div>'
     rows = []
@@ -89,12 +100,12 @@ def commands_html(view: EpisodeView | None, limit: int = 14) -> str:
         grip = "open" if c.gripper >= 0.5 else "closed"
         rows.append(
             f'<tr class="{"clamped" if c.clamps else ""}"><td>{c.index + 1}.{c.step + 1}</td>'
-            f"<td>{cm(c.executed)}</td><td>{cm(c.ee_pos)}</td><td>{grip}</td><td>{clamp}</td></tr>"
+            f"<td>{cm_short(c.executed)}</td><td>{cm_short(c.ee_pos)}</td><td>{grip}</td><td>{clamp}</td></tr>"
         )
     more = f'<div class="more">… {len(view.commands) - limit} earlier</div>' if len(view.commands) > limit else ""
     return (
-        f'{more}<table class="cmds"><thead><tr><th>step</th><th>executed Δ</th><th>EE after</th><th>gripper</th>'
-        f'<th></th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        f'{more}<table class="cmds"><thead><tr><th>step</th><th>executed Δ (cm)</th><th>EE after (cm)</th><th>grip</th>'
+        f'<th></th></tr></thead><tbody>{"".join(reversed(rows))}</tbody></table>'
     )
 
 
@@ -135,6 +146,7 @@ def history_rows(rows: list[HistoryRow]) -> list[list]:
 
 
 CSS = """
+.vh,.vh *{color:#fff !important}
 .vh{display:flex;align-items:center;justify-content:space-between;flex-wrap:wrap;gap:8px;
     padding:10px 16px;border-radius:12px;background:linear-gradient(90deg,#0f172a,#1e3a8a);color:#fff}
 .vh-title{font-size:22px;font-weight:700;letter-spacing:.2px}
@@ -166,7 +178,9 @@ pre.actions,.sub-stream pre{white-space:pre-wrap;word-break:break-word;backgroun
 .cursor{animation:blink 1s steps(1) infinite;color:#60a5fa}
 @keyframes blink{50%{opacity:0}}
 .perr{color:#b91c1c;font-size:13px}
-table.cmds{width:100%;font-size:12.5px;border-collapse:collapse}
+#commands{max-height:230px;overflow-y:auto}
+table.cmds{width:100%;font-size:12px;border-collapse:collapse}
+table.cmds td,table.cmds th{border:none !important;padding:2px 6px !important;white-space:nowrap}
 table.cmds th{text-align:left;color:#64748b;font-weight:500;border-bottom:1px solid #e2e8f0}
 table.cmds td{padding:2px 4px;font-family:ui-monospace,monospace}
 tr.clamped td{background:#fff7ed}.clamp{color:#c2410c;font-family:inherit}

@@ -1,0 +1,90 @@
+"""AppConfig → Runtime: the robot, the policy backend, the validator and VQA, as the flags say."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.config import AppConfig, ConfigError
+from app.robot_access import SharedRobot
+from app.runtime import Loaded, Runtime
+
+
+def _sim(cfg: AppConfig):
+    from robot.sim.robot import SimRobot
+
+    return SimRobot(seed=cfg.seed)
+
+
+def _widowx(cfg: AppConfig):
+    try:
+        from robot.widowx import WidowX  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(f"--robot widowx is not available here: {e}") from e
+    from robot import widowx
+
+    kwargs: dict[str, Any] = {}
+    if cfg.camera is not None:
+        kwargs["camera"] = int(cfg.camera) if cfg.camera.isdigit() else cfg.camera
+    return widowx.WidowX(**kwargs)
+
+
+def build_runtime(cfg: AppConfig, camera_fps: float = 12.0) -> Runtime:
+    from policy.backends import make_backend
+    from policy.validators import make_validator
+
+    raw = _sim(cfg) if cfg.robot == "sim" else _widowx(cfg)
+    robot = SharedRobot(raw, step_s=cfg.pace if cfg.robot == "sim" else 0.0)
+
+    model_backend = None
+    if cfg.policy == "hf":
+        model_backend = make_backend("hf", model=cfg.model, adapter=cfg.adapter)
+    elif cfg.policy == "openai":
+        model_backend = make_backend("openai", server=cfg.server, model=cfg.model)
+
+    fixed_validator = None
+    if cfg.validator == "self":
+        if model_backend is None:
+            raise ConfigError("--validator self needs a model: use --policy hf or openai")
+        fixed_validator = make_validator("self", backend=model_backend)
+    elif cfg.validator in ("manual", "none", "gemini"):
+        fixed_validator = make_validator(cfg.validator)
+
+    def make_policy(instruction: str):
+        task = None
+        if cfg.robot == "sim" and (cfg.policy == "scripted" or cfg.validator == "sim"):
+            from app.instructions import match_instruction
+
+            task = match_instruction(instruction).task
+            current = getattr(raw, "task", None)
+            if current is None or current.layout != task.layout:
+                robot.reset(raw.seed, task=task)  # this task needs another arrangement of the table
+            else:
+                robot.call(lambda r: setattr(r, "task", task))
+        if cfg.policy == "scripted":
+            from robot.sim.expert import ScriptedExpert
+
+            backend = make_backend("scripted", expert=ScriptedExpert(raw, task), chars_per_s=cfg.stream_cps,
+                                   gripper_state=raw.gripper_opening)
+        else:
+            backend = model_backend
+        if cfg.validator == "sim":
+            validator = make_validator("sim", check=lambda index: task.subtask_done(raw, index))
+        elif cfg.validator == "manual":
+            validator = make_validator("manual")  # a fresh answer queue per episode
+        else:
+            validator = fixed_validator
+        return backend, validator
+
+    vqa = None
+    if model_backend is not None:
+        from policy import vqa as vqa_mod
+
+        def vqa(image, question, adapter=True):
+            return vqa_mod.ask(image, question, backend=model_backend, adapter=adapter)
+
+    model = cfg.model or ("simulator expert (no weights)" if cfg.policy == "scripted" else "")
+    if cfg.adapter:
+        model += f" + {cfg.adapter}"
+    robot_name = "MuJoCo WidowX 250S (sim)" if cfg.robot == "sim" else "WidowX 250S"
+    loaded = Loaded(robot=robot_name, policy=cfg.policy, model=model, validator=cfg.validator)
+    return Runtime(cfg, robot, make_policy, loaded, vqa=vqa, camera_fps=camera_fps)
