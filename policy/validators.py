@@ -187,6 +187,7 @@ class GeminiValidator:
             raise ValidatorError("the gemini validator needs an API key: set GEMINI_API_KEY (or pass --gemini-key)")
         http = types.HttpOptions(
             base_url=base_url,
+            api_version="v1beta",
             timeout=int(timeout_s * 1000),
             retry_options=types.HttpRetryOptions(attempts=attempts, initial_delay=0.2, max_delay=2.0),
         )
