@@ -1,0 +1,495 @@
+"""LoRA fine-tuning of a Gemma 3 VLM on a verbalized dataset (D_lan), with TRL's SFTTrainer + PEFT.
+
+    python -m training.finetune --base google/gemma-3-12b-it --data dlan --out run
+    python -m training.finetune --base tiny --data dlan --out run --max-steps 30        # CPU smoke run
+    accelerate launch --config_file training/configs/accelerate_zero2.yaml \\
+        -m training.finetune --base google/gemma-3-12b-it --data dlan --out run     # many GPUs
+
+Each D_lan step becomes chat samples built by `training.dlan.chat_samples` (through
+`policy/prompts.py` only): stage 1 (first image + instruction -> numbered subtasks, once per
+episode), stage 2 (current image + subtask -> plan + action block) and the validator
+(image after / before the step -> yes / no). The loss is on the
+assistant tokens only (TRL's `assistant_only_loss`, with its training variant of the
+Gemma 3 chat template that wraps the model turn in `{% generation %}`). A held-out split
+by episode gives the eval loss.
+
+Defaults follow the paper: LoRA r=16, alpha=32, dropout 0.05 on the language model's
+q/k/v/o/gate/up/down projections (what vLLM serves; `--lora-targets all-linear` adds the
+SigLIP tower), lr 5e-5, effective batch 8, max length 1024, 1 epoch; bf16 and gradient
+checkpointing on GPU.
+
+`--action-codec reserved_tokens` is the VLM2VLA-AT ablation: action digits spelled with
+the base model's 10 least-likely tokens (`select_reserved_tokens`); the mapping is saved
+with the adapter as action_codec.json. Nothing else changes.
+
+The output folder holds the adapter (PEFT format), action_codec.json, training_config.json,
+a README.md card (data, hyperparameters, losses, time) and checkpoints/ for `--resume`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+__all__ = [
+    "FinetuneConfig",
+    "LANGUAGE_MODEL_TARGETS",
+    "FinetuneError",
+    "read_dlan",
+    "split_by_episode",
+    "build_samples",
+    "select_reserved_tokens",
+    "lora_config",
+    "finetune",
+    "main",
+]
+
+#: PEFT `target_modules` regex (full match on module names): the language model's projections only.
+LANGUAGE_MODEL_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+CHECKPOINTS = "checkpoints"
+STAGES = ("subtasks", "actions", "validator")
+
+
+class FinetuneError(ValueError):
+    """A mistake in the inputs of a training run (bad path, malformed data, bad option)."""
+
+
+@dataclass
+class FinetuneConfig:
+    """Configuration of `training.finetune` (every field is a CLI flag: --base, --max-steps, ...)."""
+
+    base: str = field(metadata={"help": "base Gemma 3 VLM: hub id or local folder (python -m training.tiny builds one)"})
+    data: str = field(metadata={"help": "D_lan folder (data.jsonl + images/) written by the verbalize CLI"})
+    out: str = field(metadata={"help": "output folder: adapter, card, checkpoints"})
+    action_codec: str = field(default="verbalized", metadata={"help": "verbalized | reserved_tokens (VLM2VLA-AT)"})
+    lora_targets: str = field(default="default", metadata={"help": "default (language model q/k/v/o/gate/up/down) | all-linear"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate"})
+    lr_scheduler: str = field(default="linear", metadata={"help": "transformers scheduler name"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear warm-up steps"})
+    batch_size: int = field(default=8, metadata={"help": "effective batch size (per-device x accumulation x devices)"})
+    per_device_batch_size: int = field(default=1, metadata={"help": "micro-batch per device"})
+    max_length: int = field(default=1024, metadata={"help": "max tokens per sample (longer ones are truncated)"})
+    epochs: float = field(default=1.0, metadata={"help": "epochs over the training split"})
+    max_steps: int = field(default=-1, metadata={"help": "stop after this many optimizer steps (-1: use --epochs)"})
+    eval_fraction: float = field(default=0.1, metadata={"help": "fraction of episodes held out for the eval loss"})
+    eval_steps: int = field(default=0, metadata={"help": "evaluate every N steps (0: at the end only)"})
+    save_steps: int = field(default=200, metadata={"help": "checkpoint every N steps (a final one is always written)"})
+    save_total_limit: int = field(default=2, metadata={"help": "checkpoints kept"})
+    logging_steps: int = field(default=1, metadata={"help": "log the loss every N steps"})
+    stages: str = field(default="subtasks,actions,validator", metadata={"help": "samples to train on (training.dlan.chat_samples kinds)"})
+    resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint in --out"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    bf16: bool | None = field(default=None, metadata={"help": "bf16 mixed precision (default: on GPU)"})
+    gradient_checkpointing: bool | None = field(default=None, metadata={"help": "gradient checkpointing (default: on GPU)"})
+    reference_samples: int = field(default=32, metadata={"help": "samples of reference text for choosing reserved tokens"})
+    num_workers: int = field(default=0, metadata={"help": "data loader workers"})
+    report_to: str = field(default="none", metadata={"help": "none | tensorboard | wandb ..."})
+    cpu_threads: int = field(default=0, metadata={"help": "torch threads on CPU (0: torch's default; 1 is fastest for tiny models on busy machines)"})
+
+
+# --------------------------------------------------------------------------- data
+
+
+def read_dlan(data_dir: str | Path) -> list[dict]:
+    """Records of a D_lan folder (data.jsonl, one step per line); image paths stay relative to it."""
+    root = Path(data_dir)
+    path = root / "data.jsonl"
+    if not root.is_dir():
+        raise FinetuneError(f"D_lan folder {root} does not exist; build one with the verbalize CLI")
+    if not path.exists():
+        raise FinetuneError(f"{root} has no data.jsonl; point --data at a D_lan folder written by the verbalize CLI")
+    need = ("episode", "step", "image", "instruction", "subtasks", "subtask", "plan", "actions")
+    records = []
+    with path.open() as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise FinetuneError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+            missing = [k for k in need if k not in r]
+            if missing:
+                raise FinetuneError(f"{path}:{n}: missing field(s) {', '.join(missing)}")
+            records.append(r)
+    if not records:
+        raise FinetuneError(f"{path} is empty")
+    first = root / records[0]["image"]
+    if not first.exists():
+        raise FinetuneError(f"{path}: image {first} does not exist")
+    return records
+
+
+def _episode_key(ep: Any) -> str:
+    return hashlib.sha1(str(ep).encode()).hexdigest()
+
+
+def split_by_episode(records: Sequence[dict], eval_fraction: float) -> tuple[list[dict], list[dict]]:
+    """Deterministic train/eval split by whole episodes (ordered by a hash of the episode id)."""
+    episodes = sorted({str(r["episode"]) for r in records}, key=_episode_key)
+    n_eval = 0 if eval_fraction <= 0 or len(episodes) < 2 else max(1, round(eval_fraction * len(episodes)))
+    held = set(episodes[:n_eval])
+    return [r for r in records if str(r["episode"]) not in held], [r for r in records if str(r["episode"]) in held]
+
+
+def build_samples(records: Iterable[dict], root: str | Path, codec: Any = None, stages: Sequence[str] = STAGES) -> list[dict]:
+    """D_lan records -> chat samples {"messages", "images"} (images as file paths), via the
+    verbalization pipeline's one definition (`training.dlan.chat_samples`, built on policy.prompts)."""
+    from training.dlan import chat_samples
+
+    return list(chat_samples(list(records), codec=codec, root=root, kinds=tuple(stages)))
+
+
+def to_dataset(samples: list[dict]):
+    """A `datasets.Dataset` with `messages` and lazily decoded `images` (what SFTTrainer takes for VLMs)."""
+    from datasets import Dataset, Image, Sequence as DSequence
+
+    rows = {"messages": [s["messages"] for s in samples], "images": [[str(i) for i in s["images"]] for s in samples]}
+    return Dataset.from_dict(rows).cast_column("images", DSequence(Image()))
+
+
+# --------------------------------------------------------------------------- reserved tokens (VLM2VLA-AT)
+
+
+def _reference_texts(samples: list[dict], processor: Any, n: int) -> list[str]:
+    texts = []
+    for s in samples[:n]:
+        texts.append(processor.apply_chat_template(s["messages"], tokenize=False))
+    return texts
+
+
+def select_reserved_tokens(model: Any, processor: Any, reference_texts: Sequence[str], k: int = 10) -> tuple[list[str], dict]:
+    """The base model's `k` least-likely tokens, usable as digit spellings.
+
+    Method: run the un-tuned model over the reference text (rendered training samples,
+    images left out) and average each vocabulary token's log-probability over every
+    position; rank ascending. Excluded: special/added/control tokens, byte-fallback pieces,
+    pieces with spaces ('▁'), brackets, commas, digits, '.', non-printable characters or a
+    grammar word (ReservedTokensCodec's constraints), and pieces that do not stay single
+    tokens when written next to each other as the codec writes them.
+    """
+    import torch
+
+    from policy.language import ReservedTokensCodec
+
+    tok = getattr(processor, "tokenizer", processor)
+    device = next(model.parameters()).device
+    total = None
+    count = 0
+    model.eval()
+    with torch.no_grad():
+        for text in reference_texts:
+            text = text.replace(getattr(tok, "boi_token", "<start_of_image>") or "<start_of_image>", "")
+            ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"][:, :1024].to(device)
+            logits = model(input_ids=ids).logits[0].float()
+            lp = torch.log_softmax(logits, dim=-1).sum(0)
+            total = lp if total is None else total + lp
+            count += logits.shape[0]
+    if total is None:
+        raise FinetuneError("no reference text to rank tokens by; the dataset is empty")
+    mean_lp = (total / count).cpu()
+    vocab_n = min(len(tok), mean_lp.shape[0])
+    special = set(tok.all_special_ids) | {i for i in getattr(tok, "added_tokens_decoder", {}) or {}}
+    order = torch.argsort(mean_lp[:vocab_n]).tolist()
+    chosen: list[str] = []
+    ids_chosen: list[int] = []
+    for i in order:
+        if i in special:
+            continue
+        piece = tok.convert_ids_to_tokens(i)
+        if not isinstance(piece, str) or not piece or piece.startswith("<") and piece.endswith(">"):
+            continue
+        if any(c in piece for c in "▁Ġ[],.") or any(c.isdigit() or c.isspace() or not c.isprintable() for c in piece):
+            continue
+        text = tok.decode([i])
+        if text != piece:
+            continue
+        try:
+            ReservedTokensCodec([text] + [f"\x00{j}" for j in range(9)])  # validates the piece's characters only
+        except ValueError as e:
+            if repr(text) in str(e):
+                continue
+        trial = chosen + [text]
+        if not _spells_cleanly(tok, trial):
+            continue
+        chosen.append(text)
+        ids_chosen.append(i)
+        if len(chosen) == k:
+            break
+    if len(chosen) < k:
+        raise FinetuneError(f"the base tokenizer has only {len(chosen)} usable rarely-used tokens; {k} are needed")
+    info = {
+        "method": "lowest mean log-probability under the un-tuned base model over the rendered training samples",
+        "reference_tokens": count,
+        "token_ids": ids_chosen,
+        "mean_logprob": [float(mean_lp[i]) for i in ids_chosen],
+    }
+    return chosen, info
+
+
+def _spells_cleanly(tok: Any, pieces: list[str]) -> bool:
+    """Every ordered pair (and a piece around '.') tokenizes back into exactly those pieces."""
+    for a in pieces:
+        for b in pieces:
+            for text, want in ((f" {a}{b}.{a} cm", [a, b, ".", a]), (f" {a}.{b} cm", [a, ".", b])):
+                ids = tok(text, add_special_tokens=False)["input_ids"]
+                got = [tok.decode([t]) for t in ids]
+                inner = [g for g in got if g.strip() not in ("", "cm")]
+                inner = [g.strip() for g in inner]
+                joined = "".join(inner)
+                if joined != "".join(want) or not all(p in inner for p in set(want) - {"."}):
+                    return False
+    return True
+
+
+# --------------------------------------------------------------------------- model set-up
+
+
+def lora_config(cfg: FinetuneConfig):
+    from peft import LoraConfig
+
+    if cfg.lora_targets == "default":
+        targets: Any = LANGUAGE_MODEL_TARGETS
+    elif cfg.lora_targets == "all-linear":
+        targets = "all-linear"
+    else:
+        raise FinetuneError(f"unknown --lora-targets {cfg.lora_targets!r}; choose default or all-linear")
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=targets,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _sft_config(cfg: FinetuneConfig, on_gpu: bool, has_eval: bool, n_train: int):
+    from trl import SFTConfig
+
+    per_step = cfg.per_device_batch_size * _world_size()
+    if cfg.batch_size % per_step:
+        raise FinetuneError(
+            f"--batch-size {cfg.batch_size} is not a multiple of per-device batch {cfg.per_device_batch_size} x {_world_size()} devices"
+        )
+    accum = cfg.batch_size // per_step
+    bf16 = on_gpu if cfg.bf16 is None else cfg.bf16
+    gc = on_gpu if cfg.gradient_checkpointing is None else cfg.gradient_checkpointing
+    eval_strategy = "no" if not has_eval else ("steps" if cfg.eval_steps > 0 else "no")
+    return SFTConfig(
+        output_dir=str(Path(cfg.out) / CHECKPOINTS),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.per_device_batch_size,
+        per_device_eval_batch_size=cfg.per_device_batch_size,
+        gradient_accumulation_steps=accum,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_steps,
+        max_length=cfg.max_length,
+        assistant_only_loss=True,
+        packing=False,
+        bf16=bf16,
+        fp16=False,
+        gradient_checkpointing=gc,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if gc else None,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        eval_strategy=eval_strategy,
+        eval_steps=cfg.eval_steps if cfg.eval_steps > 0 else None,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        remove_unused_columns=False,
+        dataloader_num_workers=cfg.num_workers,
+        use_cpu=not on_gpu,
+        disable_tqdm=not sys.stderr.isatty(),
+    )
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def finetune(cfg: FinetuneConfig) -> dict:
+    """Run one LoRA fine-tune; returns the summary written to the card."""
+    import torch
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTTrainer
+
+    from policy.language import get_codec
+    from policy.model import ModelLoadError, load_model, save_codec
+
+    t0 = time.time()
+    if cfg.action_codec not in ("verbalized", "reserved_tokens"):
+        raise FinetuneError(f"unknown --action-codec {cfg.action_codec!r}; choose verbalized or reserved_tokens")
+    stages = tuple(s.strip() for s in cfg.stages.split(",") if s.strip())
+    if not stages or set(stages) - set(STAGES):
+        raise FinetuneError(f"--stages {cfg.stages!r}: use a comma-separated subset of {','.join(STAGES)}")
+    out = Path(cfg.out)
+    ckpt_dir = out / CHECKPOINTS
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    if cfg.resume and last is None:
+        raise FinetuneError(f"--resume: no checkpoint in {ckpt_dir}; run without --resume to start")
+    if not cfg.resume and (out / "adapter_config.json").exists():
+        raise FinetuneError(f"{out} already holds an adapter; choose another --out or pass --resume")
+
+    records = read_dlan(cfg.data)
+    train_records, eval_records = split_by_episode(records, cfg.eval_fraction)
+    on_gpu = torch.cuda.is_available()
+    try:
+        lm = load_model(cfg.base, device="cuda" if on_gpu else "cpu", dtype=torch.bfloat16 if on_gpu else torch.float32)
+    except ModelLoadError as e:
+        raise FinetuneError(str(e)) from None
+    model, processor = lm.model, lm.processor
+    model.config.use_cache = False
+
+    codec_info: dict = {}
+    if cfg.action_codec == "reserved_tokens":
+        saved = out / "action_codec.json"
+        if cfg.resume and saved.exists():
+            codec = get_codec("reserved_tokens", json.loads(saved.read_text())["digit_tokens"])
+        else:
+            ref = _reference_texts(build_samples(train_records, cfg.data, None, stages), processor, cfg.reference_samples)
+            digits, codec_info = select_reserved_tokens(model, processor, ref)
+            codec = get_codec("reserved_tokens", digits)
+    else:
+        codec = get_codec("verbalized")
+
+    train_samples = build_samples(train_records, cfg.data, codec, stages)
+    eval_samples = build_samples(eval_records, cfg.data, codec, stages) if eval_records else []
+    train_ds, eval_ds = to_dataset(train_samples), (to_dataset(eval_samples) if eval_samples else None)
+
+    args = _sft_config(cfg, on_gpu, eval_ds is not None, len(train_samples))
+    out.mkdir(parents=True, exist_ok=True)
+    save_codec(codec, out, **codec_info)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=processor,
+        peft_config=lora_config(cfg),
+    )
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in trainer.model.parameters())
+    result = trainer.train(resume_from_checkpoint=last if cfg.resume else None)
+    # (the Trainer writes a checkpoint at the last step too, so --resume continues from where this run stopped)
+    eval_metrics = trainer.evaluate() if eval_ds is not None else {}
+
+    if trainer.is_world_process_zero():
+        trainer.model.save_pretrained(str(out))  # PEFT format: adapter_config.json + adapter_model.safetensors
+        save_codec(codec, out, **codec_info)
+    summary = {
+        "base": cfg.base,
+        "data": str(Path(cfg.data).resolve()),
+        "episodes": {"train": len({r["episode"] for r in train_records}), "eval": len({r["episode"] for r in eval_records})},
+        "samples": {"train": len(train_samples), "eval": len(eval_samples)},
+        "action_codec": codec.name,
+        "digit_tokens": getattr(codec, "digit_tokens", None),
+        "config": dataclasses.asdict(cfg),
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "bf16": args.bf16,
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "device": "cuda" if on_gpu else "cpu",
+        "world_size": _world_size(),
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "global_step": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "eval_loss": eval_metrics.get("eval_loss"),
+        "losses": [{"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h],
+        "eval_losses": [{"step": h["step"], "eval_loss": h["eval_loss"]} for h in trainer.state.log_history if "eval_loss" in h],
+        "seconds": round(time.time() - t0, 1),
+    }
+    if trainer.is_world_process_zero():
+        (out / "training_config.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        (out / "README.md").write_text(_card(summary))
+    return summary
+
+
+def _card(s: dict) -> str:
+    c = s["config"]
+    losses = s["losses"]
+    first, last = (losses[0]["loss"], losses[-1]["loss"]) if losses else (float("nan"), float("nan"))
+    rows = "\n".join(f"| {h['step']} | {h['loss']:.4f} |" for h in losses[:: max(1, math.ceil(len(losses) / 20))])
+    ev = f"{s['eval_loss']:.4f}" if s["eval_loss"] is not None else "n/a (no held-out episodes)"
+    return f"""---
+library_name: peft
+base_model: {s['base']}
+tags: [vlm2vla, lora, trl, sft, robotics]
+---
+# VLM2VLA LoRA adapter
+
+LoRA adapter for `{s['base']}` trained with `python -m training.finetune` on the verbalized
+robot dataset `{s['data']}`. Load it with `policy.model.load_model(base, adapter=this_folder)`,
+or serve it with `vllm serve {s['base']} --enable-lora --lora-modules vlm2vla=<this folder>`.
+
+## Data
+- episodes: {s['episodes']['train']} train, {s['episodes']['eval']} held out (split by episode)
+- samples: {s['samples']['train']} train, {s['samples']['eval']} eval (stages: {c['stages']})
+- action codec: `{s['action_codec']}`{'' if not s['digit_tokens'] else ' — digits spelled ' + ', '.join(f'{i}={t!r}' for i, t in enumerate(s['digit_tokens']))}
+
+## Hyperparameters
+- LoRA r={c['lora_r']}, alpha={c['lora_alpha']}, dropout={c['lora_dropout']}, targets: {c['lora_targets']}
+- lr {c['learning_rate']} ({c['lr_scheduler']}, warm-up {c['warmup_steps']} steps), effective batch {c['batch_size']}
+  ({c['per_device_batch_size']} per device x {s['gradient_accumulation_steps']} accumulation x {s['world_size']} devices)
+- max length {c['max_length']}, epochs {c['epochs']}, max steps {c['max_steps']}, seed {c['seed']}
+- device {s['device']}, bf16 {s['bf16']}, gradient checkpointing {s['gradient_checkpointing']}
+- trainable parameters {s['trainable_parameters']:,} of {s['total_parameters']:,}
+- loss on assistant tokens only
+
+## Results
+- steps: {s['global_step']}; training loss first {first:.4f}, last {last:.4f}, mean {s['train_loss']:.4f}
+- eval loss: {ev}
+- wall time: {s['seconds']} s
+
+| step | loss |
+|---|---|
+{rows}
+"""
+
+
+def parse_args(argv: list[str] | None = None) -> FinetuneConfig:
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(FinetuneConfig, prog="python -m training.finetune", description=__doc__.split("\n\n")[0])
+    (cfg,) = parser.parse_args_into_dataclasses(args=argv)
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    try:
+        import torch
+
+        if not torch.cuda.is_available() and cfg.cpu_threads > 0:
+            torch.set_num_threads(cfg.cpu_threads)
+        s = finetune(cfg)
+    except FinetuneError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: s[k] for k in ("global_step", "train_loss", "eval_loss", "seconds")}))
+    print(f"adapter written to {cfg.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
