@@ -107,6 +107,8 @@ class CameraFeed:
 
     def close(self) -> None:
         self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
 
     def grab(self) -> Observation | None:
         try:

@@ -88,6 +88,10 @@ class Runtime:
         self.camera.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        try:
+            self.robot.disconnect()  # frees the GL context on the thread that owns it
+        except Exception:
+            pass
 
     # ------------------------------------------------------------------ state for the page
     @property

@@ -1,0 +1,132 @@
+"""The demo's runtime without a browser: real sim, scripted policy, sim validator, the real loop."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from app.build import build_runtime
+from app.config import from_args
+from app.runtime import Busy, UserError, wait_until
+from app.ui import Panels
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory):
+    cfg = from_args(["--stream-cps", "0", "--pace", "0", "--logs", str(tmp_path_factory.mktemp("logs"))], env={})
+    runtime = build_runtime(cfg, camera_fps=20).start_camera()
+    yield runtime
+    runtime.close()
+
+
+def _finish(rt, timeout=60):
+    assert wait_until(lambda: not rt.running, timeout), "episode did not end"
+    return rt.snapshot()
+
+
+def test_spanish_instruction_runs_the_episode_and_logs_it(rt):
+    rt.reset("a", seed=1)
+    view = rt.start("recoge la zanahoria", "a")
+    assert rt.lock.held_by("a")
+    with pytest.raises(Busy):
+        rt.start("pick up the carrot", "b")  # a second person watches
+    with pytest.raises(Busy):
+        rt.reset("b")
+    v = _finish(rt)
+    assert [s.name for s in v.subtasks][:1] == ["reach for the carrot"]
+    assert v.commands and v.verdicts and v.finished
+    assert not rt.lock.holder  # released at the episode's end
+    row = rt.history.rows[0]
+    assert row.instruction == "recoge la zanahoria"
+    log = json.loads(row.log_path.read_text())
+    assert log["events"][0]["type"] == "EpisodeStarted" and log["events"][-1]["type"] == "EpisodeDone"
+    # the panels render what happened, and skip what did not change
+    panels = Panels(rt)
+    out = panels.render("a", v)
+    assert "reach for the carrot" in out[1] and "proceed" in out[4] or "retry" in out[4]
+    again = panels.render("a", v)
+    assert all(type(x).__name__ == "dict" or x is not None for x in again)
+    assert again[1] != out[1]  # unchanged → gr.skip()
+
+
+def test_stop_mid_episode_stops_the_arm_and_frees_the_lock(rt):
+    rt.reset("a", seed=2)
+    rt.robot.step_s = 0.1  # paced, so there is a middle to stop in
+    try:
+        rt.start("pick up the carrot", "a")
+        assert wait_until(lambda: rt.view is not None and len(rt.view.commands) >= 2, 30)
+        msg = rt.stop("b")  # anyone may press the e-stop
+        assert "stopped" in msg
+        v = _finish(rt, 10)
+        assert v.success is False and "e-stop" in v.reason
+        n, pos = len(v.commands), rt.robot.call(lambda r: r.ee_pos())
+        time.sleep(0.5)
+        assert len(rt.snapshot().commands) == n
+        assert np.allclose(rt.robot.call(lambda r: r.ee_pos()), pos, atol=2e-3)  # the arm holds
+        assert rt.robot.safety.engaged and rt.lock.holder is None
+        with pytest.raises(Exception):
+            rt.robot.move(np.array([0.01, 0, 0]))  # latched until Run or Reset re-arms it
+    finally:
+        rt.robot.step_s = 0.0
+    rt.reset("b", seed=3)
+    assert not rt.robot.safety.engaged
+
+
+def test_step_through_edit_is_reparsed_and_filtered(rt):
+    rt.reset("a", seed=4)
+    rt.start("pick up the carrot", "a", step_through=True)
+    assert wait_until(lambda: rt.view.awaiting == "execute", 30)
+    with pytest.raises(Busy):
+        rt.respond("b", "execute")
+    rt.respond("a", "edit", "[[move up 9.0 cm]]")  # parses, but more than the 5 cm step limit
+    assert wait_until(lambda: rt.view.commands, 30)
+    c = rt.view.commands[0]
+    assert c.clamps and np.linalg.norm(c.executed) <= 0.05 + 1e-9
+    assert wait_until(lambda: rt.view.awaiting == "execute" or rt.view.finished, 30)
+    if not rt.view.finished:
+        rt.respond("a", "edit", "[[move up 2.0 mm]]")  # does not parse: shown, never executed
+        assert wait_until(lambda: any(s.error for s in rt.view.subtasks), 10)
+        assert "cm" in [s.error for s in rt.view.subtasks if s.error][0]
+        rt.respond("a", "regenerate")
+        assert wait_until(lambda: rt.view.awaiting == "execute", 30)
+    rt.stop("a")
+    _finish(rt, 10)
+
+
+def test_errors_a_person_can_cause_are_messages(rt):
+    with pytest.raises(UserError, match="type an instruction"):
+        rt.start("   ", "a")
+    with pytest.raises(UserError, match="no task like"):
+        rt.start("make me a coffee", "a")
+    assert rt.lock.holder is None  # a failed start leaves the robot free
+    with pytest.raises(UserError, match="no episode is running"):
+        rt.verdict("a", True)
+    with pytest.raises(UserError, match="scripted policy"):
+        rt.vqa(np.zeros((8, 8, 3), np.uint8), "what is this?")
+
+
+def test_tab_close_releases_the_lock_and_stops(rt):
+    rt.reset("a", seed=5)
+    rt.robot.step_s = 0.1
+    try:
+        rt.start("pick up the carrot", "a")
+        rt.release("b")  # a watcher leaving changes nothing
+        assert rt.running
+        rt.release("a")
+        assert rt.lock.holder is None
+        assert wait_until(lambda: not rt.running, 10)
+    finally:
+        rt.robot.step_s = 0.0
+    rt.reset("c", seed=6)
+
+
+def test_camera_feed_is_fresh_and_changes_when_the_arm_moves(rt):
+    rt.reset("a", seed=7)
+    first = rt.camera.frame_id
+    img0 = rt.camera.obs.image.copy()
+    assert img0.shape == (256, 256, 3) and img0.dtype == np.uint8
+    rt.robot.move(np.array([0.0, 0.0, 0.03]))
+    assert wait_until(lambda: rt.camera.frame_id > first, 5)
+    assert not np.array_equal(rt.camera.obs.image, img0)
+    rt.reset("a", seed=7)
