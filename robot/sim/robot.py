@@ -1,0 +1,391 @@
+"""`SimRobot`: the MuJoCo WidowX as a `robot.base.Robot`.
+
+Control is what the real arm gets in BridgeData V2: 5 Hz end-effector steps
+[dx, dy, dz, gripper] in the base frame with the gripper pointing down. Each step
+passes the safety filter, becomes joint targets by damped-least-squares IK on MuJoCo
+Jacobians, and the position servos track a linear ramp to them over the 0.2 s step.
+
+Grasp assist: MuJoCo's soft contacts let a light object creep out of two position-
+controlled fingers within a few seconds. So, while the gripper is commanded closed and
+*both* finger pads touch one object, a weld between the gripper and that object is
+switched on (at the relative pose they have at that moment, so nothing jumps); it is
+switched off the moment the gripper is commanded open, and the object falls. Objects
+the fingers do not pinch are never welded. `SimConfig.grasp_assist=False` turns it off.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _gl  # noqa: F401  (chooses MUJOCO_GL before mujoco is imported)
+import mujoco
+
+from ..base import FilteredCommand, Observation, SafetyConfig, SafetyFilter
+from .layout import LAYOUTS, Placement
+from .scene import ARM_JOINTS, CONTAINERS, FINGER_RANGE, FLAGS, OBJECTS, PICKABLES, build_mjcf
+
+# Gripper pointing down: tool x-axis along -z, fingers closing along the base y-axis.
+R_DOWN = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
+
+
+@dataclass
+class SimConfig:
+    """Everything about the simulated arm a user may want to change."""
+
+    image_size: int = 256  # square RGB images, as Bridge's 256x256 image_0
+    wrist_camera: bool = False  # also render the wrist view into Observation.wrist_image
+    control_hz: float = 5.0  # one move() = 1 / control_hz seconds of physics
+    home: tuple[float, float, float] = (0.25, 0.0, 0.16)  # metres; inside the Bridge workspace box
+    grasp_assist: bool = True
+    settle_s: float = 0.3  # physics run after placing objects so they come to rest
+    ik_iters: int = 60
+    ik_damping: float = 0.02
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+
+    def __post_init__(self) -> None:
+        if self.image_size < 16:
+            raise ValueError(f"SimConfig.image_size must be at least 16 pixels, got {self.image_size}")
+        if not self.control_hz > 0:
+            raise ValueError(f"SimConfig.control_hz must be positive, got {self.control_hz}")
+        if not self.safety.workspace.contains(np.asarray(self.home)):
+            raise ValueError(f"SimConfig.home {self.home} must lie inside the safety workspace box")
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What the simulator looked like after one move(): for success checks over time."""
+
+    time: float
+    ee_pos: np.ndarray
+    gripper_cmd: float
+    held: str | None
+    positions: dict[str, np.ndarray]
+
+
+class SimRobot:
+    """The simulated WidowX 250S in the toy kitchen. See the module docstring."""
+
+    def __init__(self, config: SimConfig | None = None, seed: int = 0, task=None) -> None:
+        self.config = config or SimConfig()
+        self.safety = SafetyFilter(self.config.safety)
+        xml, assets = build_mjcf()
+        self.model = mujoco.MjModel.from_xml_string(xml, assets)
+        self.data = mujoco.MjData(self.model)
+        self._ik_data = mujoco.MjData(self.model)
+        m = self.model
+        self._arm_qadr = np.array([m.joint(j).qposadr[0] for j in ARM_JOINTS])
+        self._arm_dadr = np.array([m.joint(j).dofadr[0] for j in ARM_JOINTS])
+        self._arm_lo = m.jnt_range[[m.joint(j).id for j in ARM_JOINTS], 0]
+        self._arm_hi = m.jnt_range[[m.joint(j).id for j in ARM_JOINTS], 1]
+        self._finger_qadr = np.array([m.joint(f).qposadr[0] for f in ("left_finger", "right_finger")])
+        self._ee = m.site("ee").id
+        self._gripper_body = m.body("gripper_link").id
+        self._pad_geoms = (m.geom("left_pad").id, m.geom("right_pad").id)
+        self._body_of_geom = m.geom_bodyid.copy()
+        self._obj_body = {n: m.body(n).id for n in OBJECTS}
+        self._free_qadr = {n: m.joint(n).qposadr[0] for n in PICKABLES}
+        self._weld = {n: m.equality(f"grasp_{n}").id for n in PICKABLES}
+        self._eq_data0 = m.eq_data.copy()
+        self._body_pos0 = m.body_pos.copy()
+        self._substeps = int(round(1.0 / (self.config.control_hz * m.opt.timestep)))
+        self._renderer = None
+        self._connected = False
+        self.held: str | None = None
+        self.task = None
+        self.seed = seed
+        self.history: list[StepRecord] = []
+        self._home_q = self._solve_home()
+        self.reset(seed, task)
+
+    # ------------------------------------------------------------------ Robot protocol
+    def connect(self) -> None:
+        self._connected = True
+
+    def disconnect(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        self._connected = False
+
+    def observe(self) -> Observation:
+        image = self.render("scene")
+        wrist = self.render("wrist") if self.config.wrist_camera else None
+        return Observation(image=image, ee_pos=self.ee_pos(), gripper=self.gripper_opening(), timestamp=float(self.data.time), wrist_image=wrist)
+
+    def move(self, delta: np.ndarray, gripper: float | None = None) -> FilteredCommand:
+        cmd = self.safety.filter(self._target, delta, gripper)
+        if cmd.gripper is not None:
+            self._grip_cmd = float(cmd.gripper)
+        q_goal, err = self._ik(cmd.target, self._q_target)
+        self._run(q_goal)
+        # Keep commanding from where the arm can actually be: if the target was not
+        # reachable (IK residual above 5 mm) the next delta starts from the reachable pose.
+        self._target = cmd.target if err < 0.005 else self._fk(q_goal)
+        self._record()
+        return cmd
+
+    def home(self) -> None:
+        """Drive the joints to the home pose over one second (a joint move, like the real arm)."""
+        self.safety.check()
+        self._ramp_to(self._home_q, duration=1.0)
+        self._target = np.asarray(self.config.home, float).copy()
+        self._record()
+
+    def stop(self) -> None:
+        """Engage the e-stop latch and hold the joints where they are."""
+        self.safety.estop("stop() called on the simulated arm")
+        self._q_target = self.data.qpos[self._arm_qadr].copy()
+        self.data.ctrl[:6] = self._q_target
+
+    # ------------------------------------------------------------------ episodes
+    def reset(self, seed: int | None = None, task=None) -> Observation | None:
+        """Start a new episode: re-place the objects from `seed`, home the arm, clear the e-stop.
+
+        `task` is a Task, a task name (its parameters then come from `seed`) or None
+        (keep the current task; the free layout when there is none). The same seed and
+        task give the same episode, bit for bit.
+        """
+        from .tasks import Task, make_task  # tasks imports this module
+
+        if seed is None:
+            seed = self.seed
+        self.seed = int(seed)
+        if isinstance(task, str):
+            task = make_task(task, seed=self.seed)
+        if task is not None:
+            if not isinstance(task, Task):
+                raise TypeError(f"task must be a Task or a task name, got {type(task).__name__}")
+            self.task = task
+        m, d = self.model, self.data
+        m.eq_data[:] = self._eq_data0
+        m.body_pos[:] = self._body_pos0
+        mujoco.mj_resetData(m, d)
+        d.eq_active[:] = 0
+        self.held = None
+        self.safety.reset()
+        rng = np.random.default_rng(self.seed)
+        layout = LAYOUTS[self.task.layout if self.task is not None else "free"](rng)
+        self._apply_layout(layout)
+        d.qpos[self._arm_qadr] = self._home_q
+        d.qpos[self._finger_qadr] = FINGER_RANGE[1]
+        self._q_target = self._home_q.copy()
+        self._grip_cmd = 1.0
+        self._set_ctrl(self._q_target)
+        mujoco.mj_forward(m, d)
+        n = int(round(self.config.settle_s / m.opt.timestep))
+        mujoco.mj_step(m, d, nstep=n)
+        d.time = 0.0
+        self._target = np.asarray(self.config.home, float).copy()
+        self.initial_positions = self.object_positions()
+        self.history = []
+        self._record()
+        return None
+
+    def _apply_layout(self, layout: dict[str, Placement]) -> None:
+        m, d = self.model, self.data
+        for name, p in layout.items():
+            spec = OBJECTS[name]
+            quat = np.array([np.cos(p.yaw / 2), 0.0, 0.0, np.sin(p.yaw / 2)])
+            if name in PICKABLES:
+                a = self._free_qadr[name]
+                d.qpos[a : a + 3] = (p.x, p.y, spec.rest_z + 0.001)
+                d.qpos[a + 3 : a + 7] = quat
+            else:  # static scenery moves through the model
+                b = self._obj_body[name]
+                m.body_pos[b] = (p.x, p.y, spec.rest_z)
+                m.body_quat[b] = quat
+
+    # ------------------------------------------------------------------ state
+    def ee_pos(self) -> np.ndarray:
+        return self.data.site_xpos[self._ee].copy()
+
+    def ee_rpy(self) -> np.ndarray:
+        """End-effector roll, pitch, yaw (radians, extrinsic xyz) relative to gripper-down.
+
+        As Bridge's WidowX controller reports them: the orientation times the inverse of
+        the default (gripper-down) rotation, so pointing straight down reads (0, 0, 0)
+        and the Euler angles stay far from gimbal lock.
+        """
+        R = self.data.site_xmat[self._ee].reshape(3, 3) @ R_DOWN.T
+        pitch = float(np.arcsin(-np.clip(R[2, 0], -1.0, 1.0)))
+        roll = float(np.arctan2(R[2, 1], R[2, 2]))
+        yaw = float(np.arctan2(R[1, 0], R[0, 0]))
+        return np.array([roll, pitch, yaw])
+
+    def gripper_opening(self) -> float:
+        """Measured finger opening in [0, 1] (1 = open)."""
+        q = float(np.mean(self.data.qpos[self._finger_qadr]))
+        return float(np.clip((q - FINGER_RANGE[0]) / (FINGER_RANGE[1] - FINGER_RANGE[0]), 0.0, 1.0))
+
+    def state(self) -> np.ndarray:
+        """Bridge's 7-D state: [x, y, z, roll, pitch, yaw, gripper]."""
+        return np.concatenate([self.ee_pos(), self.ee_rpy(), [self.gripper_opening()]])
+
+    @property
+    def gripper_command(self) -> float:
+        return self._grip_cmd
+
+    @property
+    def target(self) -> np.ndarray:
+        """The commanded end-effector position (where the next delta starts from)."""
+        return self._target.copy()
+
+    def object_positions(self) -> dict[str, np.ndarray]:
+        """Every object's position (metres, base frame): pickables, containers and cards."""
+        return {n: self.data.xpos[b].copy() for n, b in self._obj_body.items()}
+
+    def object_quat(self, name: str) -> np.ndarray:
+        return self.data.xquat[self._obj_body[name]].copy()
+
+    def object_velocity(self, name: str) -> float:
+        """Linear speed of a pickable object, m/s."""
+        a = self.model.joint(name).dofadr[0]
+        return float(np.linalg.norm(self.data.qvel[a : a + 3]))
+
+    def touching(self, name: str) -> tuple[bool, bool]:
+        """Whether the (left, right) finger pads touch object `name`."""
+        body = self._obj_body[name]
+        left = right = False
+        for c in self.data.contact[: self.data.ncon]:
+            g1, g2 = c.geom1, c.geom2
+            for pad, other in ((g1, g2), (g2, g1)):
+                if self._body_of_geom[other] == body:
+                    if pad == self._pad_geoms[0]:
+                        left = True
+                    elif pad == self._pad_geoms[1]:
+                        right = True
+        return left, right
+
+    # ------------------------------------------------------------------ rendering
+    def render(self, camera: str = "scene") -> np.ndarray:
+        if self._renderer is None:
+            if _gl.BACKEND == "disabled":
+                raise _gl.RenderBackendError(_gl.render_failure())
+            size = self.config.image_size
+            self._renderer = mujoco.Renderer(self.model, size, size)
+        self._renderer.update_scene(self.data, camera=camera)
+        return self._renderer.render().copy()
+
+    # ------------------------------------------------------------------ control internals
+    def _set_ctrl(self, q: np.ndarray) -> None:
+        self.data.ctrl[:6] = q
+        f = FINGER_RANGE[0] + self._grip_cmd * (FINGER_RANGE[1] - FINGER_RANGE[0])
+        self.data.ctrl[6:8] = f
+
+    def _run(self, q_goal: np.ndarray) -> None:
+        """One control period: ramp the joint targets to q_goal, simulate, update the grasp assist."""
+        m, d = self.model, self.data
+        if self._grip_cmd >= 0.5 and self.held is not None:
+            self._release()
+        chunks = 10
+        per = self._substeps // chunks
+        q0 = self._q_target
+        for k in range(chunks):
+            # reach the goal at 80% of the period, then hold: the arm settles before the next step
+            s = min(1.0, (k + 1) / (0.8 * chunks))
+            self._set_ctrl(q0 + s * (q_goal - q0))
+            mujoco.mj_step(m, d, nstep=per)
+            if self.config.grasp_assist and self.held is None and self._grip_cmd < 0.5:
+                self._try_grasp()
+        rest = self._substeps - per * chunks
+        if rest:
+            mujoco.mj_step(m, d, nstep=rest)
+        self._q_target = q_goal.copy()
+
+    def _ramp_to(self, q_goal: np.ndarray, duration: float) -> None:
+        steps = max(1, int(round(duration * self.config.control_hz)))
+        q0 = self._q_target.copy()
+        for i in range(steps):
+            self._run(q0 + (i + 1) / steps * (q_goal - q0))
+
+    def _try_grasp(self) -> None:
+        for name in PICKABLES:
+            left, right = self.touching(name)
+            if left and right:
+                self._weld_on(name)
+                return
+
+    def _weld_on(self, name: str) -> None:
+        m, d = self.model, self.data
+        eq = self._weld[name]
+        g, o = self._gripper_body, self._obj_body[name]
+        # relpose = pose of the object in the gripper frame now, so the weld holds it where it is.
+        rg = d.xmat[g].reshape(3, 3)
+        relpos = rg.T @ (d.xpos[o] - d.xpos[g])
+        qg_inv = np.zeros(4)
+        mujoco.mju_negQuat(qg_inv, d.xquat[g])
+        relquat = np.zeros(4)
+        mujoco.mju_mulQuat(relquat, qg_inv, d.xquat[o])
+        m.eq_data[eq, 0:3] = 0.0  # anchor at body2's origin
+        m.eq_data[eq, 3:6] = relpos
+        m.eq_data[eq, 6:10] = relquat
+        d.eq_active[eq] = 1
+        self.held = name
+
+    def _release(self) -> None:
+        self.data.eq_active[self._weld[self.held]] = 0
+        self.held = None
+
+    def _record(self) -> None:
+        self.history.append(
+            StepRecord(
+                time=float(self.data.time),
+                ee_pos=self.ee_pos(),
+                gripper_cmd=self._grip_cmd,
+                held=self.held,
+                positions={n: self.data.xpos[self._obj_body[n]].copy() for n in PICKABLES},
+            )
+        )
+
+    # ------------------------------------------------------------------ kinematics
+    def _fk(self, q: np.ndarray) -> np.ndarray:
+        d = self._ik_data
+        d.qpos[self._arm_qadr] = q
+        mujoco.mj_kinematics(self.model, d)
+        return d.site_xpos[self._ee].copy()
+
+    def _ik(self, target: np.ndarray, q_init: np.ndarray) -> tuple[np.ndarray, float]:
+        """Damped least squares on the ee site Jacobian: position + gripper-down orientation.
+
+        Returns the joint solution and its remaining position error (metres).
+        """
+        m, d = self.model, self._ik_data
+        q = q_init.copy()
+        jacp = np.zeros((3, m.nv))
+        jacr = np.zeros((3, m.nv))
+        lam2 = self.config.ik_damping**2
+        err_p = np.inf
+        for _ in range(self.config.ik_iters):
+            d.qpos[self._arm_qadr] = q
+            mujoco.mj_kinematics(m, d)
+            mujoco.mj_comPos(m, d)
+            R = d.site_xmat[self._ee].reshape(3, 3)
+            e_p = target - d.site_xpos[self._ee]
+            # orientation error: half the sum of column cross products (small-angle axis-angle)
+            e_r = 0.5 * sum(np.cross(R[:, i], R_DOWN[:, i]) for i in range(3))
+            err_p = float(np.linalg.norm(e_p))
+            if err_p < 2e-4 and float(np.linalg.norm(e_r)) < 2e-3:
+                break
+            mujoco.mj_jacSite(m, d, jacp, jacr, self._ee)
+            J = np.vstack([jacp[:, self._arm_dadr], 0.3 * jacr[:, self._arm_dadr]])
+            e = np.concatenate([e_p, 0.3 * e_r])
+            dq = J.T @ np.linalg.solve(J @ J.T + lam2 * np.eye(6), e)
+            n = float(np.max(np.abs(dq)))
+            if n > 0.3:  # keep each iteration in the linear regime
+                dq *= 0.3 / n
+            q = np.clip(q + dq, self._arm_lo, self._arm_hi)
+        return q, err_p
+
+    def _solve_home(self) -> np.ndarray:
+        # An elbow-up seed: shoulder back, elbow bent up, wrist pitched down.
+        seed = np.array([0.0, -0.4, 0.3, 0.0, 1.6, 0.0])
+        q, err = self._ik(np.asarray(self.config.home, float), seed)
+        if err > 1e-3:
+            raise ValueError(f"SimConfig.home {self.config.home} is not reachable with the gripper pointing down")
+        return q
+
+    def __repr__(self) -> str:
+        return f"SimRobot(seed={self.seed}, task={self.task!r})"
