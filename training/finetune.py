@@ -49,6 +49,8 @@ __all__ = [
     "select_reserved_tokens",
     "lora_config",
     "finetune",
+    "prepare",
+    "PreparedRun",
     "main",
 ]
 
@@ -306,8 +308,8 @@ def _sft_config(cfg: FinetuneConfig, on_gpu: bool, has_eval: bool, n_train: int)
         packing=False,
         bf16=bf16,
         fp16=False,
-        gradient_checkpointing=gc,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if gc else None,
+        activation_checkpointing=gc,  # (transformers 5.23's name for gradient checkpointing)
+        activation_checkpointing_kwargs={"use_reentrant": False} if gc else None,
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         eval_strategy=eval_strategy,
@@ -328,8 +330,24 @@ def _sft_config(cfg: FinetuneConfig, on_gpu: bool, has_eval: bool, n_train: int)
 # --------------------------------------------------------------------------- the run
 
 
-def finetune(cfg: FinetuneConfig) -> dict:
-    """Run one LoRA fine-tune; returns the summary written to the card."""
+@dataclass
+class PreparedRun:
+    """Everything set up for a run, before training (tests inspect it)."""
+
+    cfg: FinetuneConfig
+    trainer: Any
+    codec: Any
+    codec_info: dict
+    train_records: list
+    eval_records: list
+    train_samples: list
+    eval_samples: list
+    resume_from: str | None
+    t0: float
+
+
+def prepare(cfg: FinetuneConfig) -> PreparedRun:
+    """Validate inputs, load the base model, choose the codec, build the datasets and the SFTTrainer."""
     import torch
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
@@ -354,8 +372,9 @@ def finetune(cfg: FinetuneConfig) -> dict:
     records = read_dlan(cfg.data)
     train_records, eval_records = split_by_episode(records, cfg.eval_fraction)
     on_gpu = torch.cuda.is_available()
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if on_gpu else "cpu"  # one GPU per process under accelerate
     try:
-        lm = load_model(cfg.base, device="cuda" if on_gpu else "cpu", dtype=torch.bfloat16 if on_gpu else torch.float32)
+        lm = load_model(cfg.base, device=device, dtype=torch.bfloat16 if on_gpu else torch.float32)
     except ModelLoadError as e:
         raise FinetuneError(str(e)) from None
     model, processor = lm.model, lm.processor
@@ -365,7 +384,9 @@ def finetune(cfg: FinetuneConfig) -> dict:
     if cfg.action_codec == "reserved_tokens":
         saved = out / "action_codec.json"
         if cfg.resume and saved.exists():
-            codec = get_codec("reserved_tokens", json.loads(saved.read_text())["digit_tokens"])
+            codec_info = json.loads(saved.read_text())
+            codec = get_codec("reserved_tokens", codec_info.pop("digit_tokens"))
+            codec_info.pop("name", None)
         else:
             ref = _reference_texts(build_samples(train_records, cfg.data, None, stages), processor, cfg.reference_samples)
             digits, codec_info = select_reserved_tokens(model, processor, ref)
@@ -388,11 +409,23 @@ def finetune(cfg: FinetuneConfig) -> dict:
         processing_class=processor,
         peft_config=lora_config(cfg),
     )
+    return PreparedRun(cfg, trainer, codec, codec_info, train_records, eval_records, train_samples, eval_samples,
+                       last if cfg.resume else None, t0)
+
+
+def finetune(cfg: FinetuneConfig | PreparedRun) -> dict:
+    """Run one LoRA fine-tune; returns the summary written to the card."""
+    from policy.model import save_codec
+
+    run = cfg if isinstance(cfg, PreparedRun) else prepare(cfg)
+    cfg, trainer, codec, codec_info = run.cfg, run.trainer, run.codec, run.codec_info
+    train_records, eval_records, train_samples, eval_samples = run.train_records, run.eval_records, run.train_samples, run.eval_samples
+    out, t0, args = Path(cfg.out), run.t0, trainer.args
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in trainer.model.parameters())
-    result = trainer.train(resume_from_checkpoint=last if cfg.resume else None)
+    result = trainer.train(resume_from_checkpoint=run.resume_from)
     # (the Trainer writes a checkpoint at the last step too, so --resume continues from where this run stopped)
-    eval_metrics = trainer.evaluate() if eval_ds is not None else {}
+    eval_metrics = trainer.evaluate() if trainer.eval_dataset is not None else {}
 
     if trainer.is_world_process_zero():
         trainer.model.save_pretrained(str(out))  # PEFT format: adapter_config.json + adapter_model.safetensors
@@ -408,7 +441,7 @@ def finetune(cfg: FinetuneConfig) -> dict:
         "gradient_accumulation_steps": args.gradient_accumulation_steps,
         "bf16": args.bf16,
         "gradient_checkpointing": args.gradient_checkpointing,
-        "device": "cuda" if on_gpu else "cpu",
+        "device": str(args.device),
         "world_size": _world_size(),
         "trainable_parameters": trainable,
         "total_parameters": total,
@@ -429,7 +462,10 @@ def _card(s: dict) -> str:
     c = s["config"]
     losses = s["losses"]
     first, last = (losses[0]["loss"], losses[-1]["loss"]) if losses else (float("nan"), float("nan"))
-    rows = "\n".join(f"| {h['step']} | {h['loss']:.4f} |" for h in losses[:: max(1, math.ceil(len(losses) / 20))])
+    shown = losses[:: max(1, math.ceil(len(losses) / 20))]
+    if losses and shown[-1] is not losses[-1]:
+        shown.append(losses[-1])
+    rows = "\n".join(f"| {h['step']} | {h['loss']:.4f} |" for h in shown)
     ev = f"{s['eval_loss']:.4f}" if s["eval_loss"] is not None else "n/a (no held-out episodes)"
     return f"""---
 library_name: peft
