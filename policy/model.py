@@ -81,7 +81,8 @@ def _resolve_dtype(dtype: Any, device: str) -> Any:
 
 
 def _looks_like_path(s: str) -> bool:
-    return s.startswith((".", "/", "~")) or os.sep in s and s.count("/") != 1 or Path(s).exists()
+    """A local folder (existing, or written like a path) rather than a hub id ('org/name')."""
+    return Path(s).expanduser().exists() or s.startswith((".", "/", "~")) or s.count("/") > 1 or "\\" in s
 
 
 def load_codec(adapter: str | Path | None) -> ActionCodec:
