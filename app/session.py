@@ -94,6 +94,8 @@ class EpisodeView:
             self.version += 1
 
     def _apply(self, e: ev.Event) -> None:
+        if not isinstance(e, ev.AwaitingUser):
+            self.awaiting = None  # a wait lasts until the loop's next event
         if isinstance(e, ev.EpisodeStarted):
             self.instruction, self.policy, self.validator, self.seed = e.instruction, e.policy, e.validator, e.seed
         elif isinstance(e, ev.Tokens):

@@ -220,8 +220,10 @@ def build(rt: Runtime) -> gr.Blocks:
                 snap = view.snapshot()
                 version = snap.version
                 last = _t.monotonic()
-                yield panels.render(sid, snap, channel="stream") + [""]
-                if snap.finished or (until_waiting and snap.awaiting == "execute"):
+                final = snap.finished or (until_waiting and snap.awaiting == "execute")
+                # the last reply is complete, so an API client's result has every panel
+                yield panels.render(sid, snap, channel="stream", force=final) + [""]
+                if final:
                     return
 
         def _start(instruction: str, request: gr.Request, step_through: bool):
@@ -243,14 +245,15 @@ def build(rt: Runtime) -> gr.Blocks:
 
         def answer_loop(action: str, text: str | None, request: gr.Request):
             sid = _sid(request)
+            view = rt.view
+            before = view.version if view is not None else -1
             try:
                 rt.respond(sid, action, text)
             except (UserError, ValueError) as e:
                 yield panels.render(sid, rt.snapshot(), force=True) + [f"**{e}**"]
                 return
-            view = rt.view
-            if view is not None:  # wait for the loop to move past the current wait
-                rt.wait_change(view.version, timeout=1.0)
+            if view is not None:  # the loop's next event ends the wait it was in
+                rt.wait_change(before, timeout=30.0)
             yield from stream_panels(sid, until_waiting=True)
 
         def execute(request: gr.Request):
@@ -267,14 +270,15 @@ def build(rt: Runtime) -> gr.Blocks:
 
         def verdict(done: bool, request: gr.Request):
             sid = _sid(request)
+            view = rt.view
+            before = view.version if view is not None else -1
             try:
                 rt.verdict(sid, done)
             except UserError as e:
                 return panels.render(sid, rt.snapshot(), force=True) + [f"**{e}**"]
-            view = rt.view
             if view is not None:
-                rt.wait_change(view.version, timeout=1.0)
-            return panels.render(sid, rt.snapshot()) + [""]
+                rt.wait_change(before, timeout=5.0)
+            return panels.render(sid, rt.snapshot(), force=True) + [""]
 
         def proceed(request: gr.Request):
             """Manual validator: the subtask is done."""
@@ -359,6 +363,9 @@ def build(rt: Runtime) -> gr.Blocks:
 
         # ---------------------------------------------------------------- wiring
         out_msg = panel_outputs + [message]
+        hist_timer = gr.Timer(2.0)
+        hist_timer.tick(history, None, [history_table, history_files], api_name="history", concurrency_limit=None,
+                        show_progress="hidden", trigger_mode="always_last")
         run_ev = run_btn.click(run, [instruction], out_msg, api_name="run", concurrency_limit=None)
         instruction.submit(run, [instruction], out_msg, api_visibility="private", concurrency_limit=None)
         step_btn.click(step, [instruction], out_msg, api_name="step", concurrency_limit=None)
@@ -377,9 +384,6 @@ def build(rt: Runtime) -> gr.Blocks:
         watch_timer = gr.Timer(0.25)
         watch_timer.tick(refresh, None, panel_outputs, api_name="panels", concurrency_limit=None,
                          show_progress="hidden", trigger_mode="always_last")
-        hist_timer = gr.Timer(2.0)
-        hist_timer.tick(history, None, [history_table, history_files], api_name="history", concurrency_limit=None,
-                        show_progress="hidden", trigger_mode="always_last")
         refresh_hist.click(history, None, [history_table, history_files], api_visibility="private")
         run_ev.then(history, None, [history_table, history_files], api_visibility="private")
 

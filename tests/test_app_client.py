@@ -1,0 +1,119 @@
+"""Every documented endpoint of the demo, driven with gradio_client against a launched server."""
+
+import socket
+
+import pytest
+
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting")  # inside gradio's Dataframe
+
+ENDPOINTS = ["/run", "/step", "/execute", "/edit", "/regenerate", "/proceed", "/retry", "/stop", "/reset",
+             "/camera", "/panels", "/history", "/camera_image", "/vqa"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from app.__main__ import launch
+
+    logs = tmp_path_factory.mktemp("logs")
+    demo, rt, url = launch(["--port", str(free_port()), "--stream-cps", "0", "--pace", "0", "--logs", str(logs)],
+                           block=False, quiet=True)
+    yield rt, url
+    rt.close()
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server[1], verbose=False)
+
+
+def test_the_documented_endpoints_are_exactly_the_named_api(client):
+    named = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert named == set(ENDPOINTS)
+
+
+def test_run_reset_camera_panels_history(client, server):
+    rt, _ = server
+    status, *_ = client.predict(api_name="/reset")
+    out = client.predict("recoge la zanahoria", api_name="/run")
+    status, subtasks, stream, commands, validator, plot, *_ = out
+    assert "Success" in status or "Not completed" in status
+    assert "reach for the carrot" in subtasks
+    assert "Actions" in stream and "move" in stream
+    assert "cmds" in commands and ("proceed" in validator or "retry" in validator)
+    assert plot["type"] == "plotly" and "1. reach for the carrot" in plot["plot"]
+    image, state = client.predict(api_name="/camera")
+    assert image.endswith((".jpeg", ".jpg")) and "end effector" in state
+    panels = client.predict(api_name="/panels")
+    assert len(panels) >= 6
+    table, files = client.predict(api_name="/history")
+    assert table["data"][0][1] == "recoge la zanahoria"
+    assert files and files[0].endswith(".json")
+    assert client.predict(api_name="/camera_image").endswith((".webp", ".png", ".jpeg", ".jpg"))
+
+
+def test_stop_is_answered_while_an_episode_runs(client, server):
+    rt, _ = server
+    client.predict(api_name="/reset")
+    rt.robot.step_s = 0.1
+    try:
+        job = client.submit("pick up the carrot", api_name="/run")
+        from app.runtime import wait_until
+
+        assert wait_until(lambda: rt.view is not None and len(rt.view.commands) >= 1, 30)
+        out = client.predict(api_name="/stop")
+        assert "stopped" in out[-1]
+        final = job.result(timeout=30)
+        assert "e-stop" in final[0]
+    finally:
+        rt.robot.step_s = 0.0
+
+
+def test_step_through_endpoints(client, server):
+    rt, _ = server
+    client.predict(api_name="/reset")
+    out = client.predict("pick up the carrot", api_name="/step")
+    assert "waiting for you" in out[0]
+    out = client.predict(api_name="/regenerate")
+    assert "waiting for you" in out[0]
+    out = client.predict("[[move up 1.0 cm]]", api_name="/edit")
+    assert "+1.0" in out[3]  # the edited block ran
+    out = client.predict(api_name="/execute")
+    assert "waiting for you" in out[0] or "Success" in out[0] or "Not completed" in out[0]
+    client.predict(api_name="/stop")
+
+
+def test_manual_verdict_and_vqa_explain_themselves(client):
+    assert "not waiting for a verdict" in client.predict(api_name="/proceed")[-1] or \
+        "no episode" in client.predict(api_name="/proceed")[-1]
+    assert "no episode" in client.predict(api_name="/retry")[-1] or "not waiting" in client.predict(api_name="/retry")[-1]
+    with pytest.raises(AppError, match="no language model"):
+        client.predict(None, "what is on the table?", False, False, api_name="/vqa")
+
+
+def test_a_second_client_is_told_the_robot_is_busy(client, server):
+    rt, url = server
+    client.predict(api_name="/reset")
+    rt.robot.step_s = 0.1
+    try:
+        job = client.submit("pick up the carrot", api_name="/run")
+        from app.runtime import wait_until
+
+        assert wait_until(lambda: rt.running, 30)
+        other = Client(url, verbose=False)
+        out = other.predict("pick up the banana", api_name="/run")
+        assert "busy" in out[-1] and "busy" in out[0]
+        assert "busy" in other.predict(api_name="/reset")[-1]
+        client.predict(api_name="/stop")
+        job.result(timeout=30)
+    finally:
+        rt.robot.step_s = 0.0
