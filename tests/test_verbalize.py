@@ -160,7 +160,7 @@ def _kill_when(proc, progress: Path, at_least: int, sig) -> int:
     deadline = time.time() + 60
     while time.time() < deadline:
         if progress.exists() and progress.read_bytes().count(b"\n") >= at_least:
-            proc.send_signal(sig)
+            os.killpg(proc.pid, sig)  # the whole process group, workers included, as a terminal's Ctrl-C does
             break
         if proc.poll() is not None:
             break
@@ -180,7 +180,7 @@ def test_kill_and_resume_gives_the_uninterrupted_records(tmp_path, sig):
     out = tmp_path / "resumed"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([PY, "-m", "training.verbalize", "--no-progress", "--input", str(src), "--out", str(out), "--workers", "2"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     rc = _kill_when(proc, out / "progress.jsonl", 8, sig)
     done_at_kill = (out / "progress.jsonl").read_bytes().count(b"\n")
     assert rc == (-9 if sig == signal.SIGKILL else 130), proc.stderr.read()

@@ -170,6 +170,9 @@ def write_step_images(out_dir: str | os.PathLike, ep: Episode, ref: str, starts:
 
     d = Path(out_dir) / "images" / episode_slug(ref)
     d.mkdir(parents=True, exist_ok=True)
+    for stale in d.iterdir():  # left by a run killed while writing this episode, or a longer earlier labeling
+        if stale.name.startswith(".") or (stale.suffix == ".jpg" and stale.stem.isdigit() and int(stale.stem) >= len(starts)):
+            stale.unlink(missing_ok=True)
     raw = getattr(ep.images, "raw", None)
     for k, t in enumerate(starts):
         if raw is not None:

@@ -92,6 +92,13 @@ def _worker(args: tuple[Job, str]):
     return process_episode(*args)
 
 
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which stops cleanly and keeps the finished episodes."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def ordered_map(fn: Callable, items: Iterable, executor: cf.Executor | None, window: int) -> Iterator:
     """fn over items, results in input order, at most `window` in flight (bounded memory)."""
     if executor is None:
@@ -150,7 +157,7 @@ def run(
         if job.labeler == "gemini":  # network-bound: threads, bounded by --workers
             executor = cf.ThreadPoolExecutor(max_workers=max(1, workers))
         else:
-            executor = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+            executor = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_sigint)
     bar = None
     if progress:
         from tqdm import tqdm

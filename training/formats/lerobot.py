@@ -72,7 +72,9 @@ class _Dataset:
         files = sorted((root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
         self.episodes: dict[int, dict[str, Any]] = {}
         for f in files:
-            for row in pq.read_table(f).to_pylist():
+            names = pq.read_schema(f).names
+            keep = [c for c in names if c in ("episode_index", "tasks", "length", "dataset_from_index", "dataset_to_index") or c.startswith(("data/", "videos/"))]
+            for row in pq.read_table(f, columns=keep).to_pylist():
                 self.episodes[int(row["episode_index"])] = row
         if not files:  # older exports without per-episode metadata: group the data files
             for f in sorted(root.glob("data/chunk-*/file-*.parquet")):
