@@ -76,6 +76,7 @@ from policy.prompts import (
     parse_plan_actions,
     parse_subtasks,
     subtasks_prompt,
+    subtasks_regex,
     user_message,
 )
 from robot.base import EStopEngaged, Robot, SafetyError
@@ -90,10 +91,11 @@ class LoopConfig:
     max_retries: int = 3  # per subtask: attempts = max_retries + 1
     step_through: bool = False  # wait for the user before executing each block
     constrained: bool = True  # ask the backend to constrain the action stage to the grammar
+    constrained_subtasks: bool = True  # ... and the subtask list to numbered lines (prompts.subtasks_regex)
     codec: ActionCodec = field(default_factory=VerbalizedCodec)
     adapter: bool = True
     max_steps: int = 16  # steps per block the constrained grammar allows
-    subtasks_tokens: int = 160
+    subtasks_tokens: int = 400
     action_tokens: int = 1024
     plan_retries: int = 2  # extra tries when the subtask list does not parse
     log_dir: str | Path | None = None
@@ -101,6 +103,10 @@ class LoopConfig:
     # A gripper command is one step in the action language, but fingers take longer than one
     # control period to close: after a step that changes the gripper target, hold still
     # (zero-motion moves, through the safety filter) until the measured opening settles.
+    # After each step: a full observation (camera frame, logged) or, when False and the robot
+    # can report its pose without a frame (`ee_pos()` and `gripper_opening()`, as the sim can),
+    # only the pose. Frames are still taken before each block and for the validator.
+    observe_steps: bool = True
     gripper_settle_steps: int = 5
     gripper_settle_tol: float = 0.005
 
@@ -179,6 +185,7 @@ class ClosedLoop:
         self._timings = {k: 0.0 for k in ("subtasks_s", "prefill_s", "decode_s", "tokens", "parse_s", "execute_s", "validate_s", "user_s", "log_s")}
         self._counts = {"retries": 0, "rejected": 0, "done": 0}
         self._log = _EpisodeLog(self.config.log_dir, instruction) if self.config.log_dir else None
+        self._last_obs = None
         inner = self._episode(instruction, seed)
         done: EpisodeDone | None = None
         try:
@@ -205,7 +212,7 @@ class ClosedLoop:
                 if isinstance(event, EpisodeDone):
                     done = event
                     break
-                if self._log:
+                if self._log and not isinstance(event, Tokens):
                     t = time.perf_counter()
                     self._log.event(event)
                     self._timings["log_s"] += time.perf_counter() - t
@@ -246,15 +253,30 @@ class ClosedLoop:
             log_dir=str(self._log.dir) if self._log else None,
         )
 
-    def _observe(self, **where: Any):
+    def _observe(self, reuse: bool = False, **where: Any):
+        """A camera frame; `reuse`: the last one if the arm has not moved since (one frame serves
+        the verdict of a subtask and the plan of the next)."""
+        if reuse and self._last_obs is not None:
+            return self._last_obs
         t = time.perf_counter()
         obs = self.robot.observe()
+        self._last_obs = obs
         self._timings["execute_s"] += time.perf_counter() - t
         if self._log:
             t = time.perf_counter()
             self._log.observation(self._t(), obs, **where)
             self._timings["log_s"] += time.perf_counter() - t
         return obs
+
+    def _pose(self, **where: Any) -> tuple[np.ndarray, float]:
+        r = self.robot
+        if not self.config.observe_steps and callable(getattr(r, "ee_pos", None)) and callable(getattr(r, "gripper_opening", None)):
+            t = time.perf_counter()
+            pose = np.asarray(r.ee_pos(), dtype=float), float(r.gripper_opening())
+            self._timings["execute_s"] += time.perf_counter() - t
+            return pose
+        obs = self._observe(stage="step", **where)
+        return np.asarray(obs.ee_pos, dtype=float), float(obs.gripper)
 
     def _check(self) -> None:
         if self.stopped:
@@ -288,6 +310,7 @@ class ClosedLoop:
             t = time.perf_counter()
             stream = self.backend.generate(
                 [user_message(subtasks_prompt(instruction))], [obs.image], "subtasks",
+                constraint_regex=subtasks_regex() if cfg.constrained_subtasks else None,
                 adapter=cfg.adapter, max_new_tokens=cfg.subtasks_tokens,
             )
             for piece in stream:
@@ -312,7 +335,7 @@ class ClosedLoop:
                 yield SubtaskStarted(t=self._t(), index=index, subtask=subtask, attempt=attempt)
                 # ---- stage 2: plan + block (regenerated on request in step-through)
                 while True:
-                    obs = self._observe(stage="actions", index=index, attempt=attempt)
+                    obs = self._observe(reuse=True, stage="actions", index=index, attempt=attempt)
                     start_image, start_pos = obs.image, np.asarray(obs.ee_pos, dtype=float).copy()
                     stream = self.backend.generate(
                         [user_message(action_prompt(instruction, subtasks, index))], [obs.image], "actions",
@@ -350,14 +373,15 @@ class ClosedLoop:
                     for k, (delta, grip) in enumerate(steps):
                         self._check()
                         t = time.perf_counter()
+                        self._last_obs = None
                         fc = self.robot.move(np.asarray(delta, dtype=float), grip)
                         if grip is not None:
                             self._settle_gripper(grip)
                         self._timings["execute_s"] += time.perf_counter() - t
-                        after = self._observe(stage="step", index=index, attempt=attempt, step=k)
+                        ee, gr = self._pose(index=index, attempt=attempt, step=k)
                         yield StepExecuted(
                             t=self._t(), index=index, step=k, requested=vec(fc.requested), executed=vec(fc.delta),
-                            target=vec(fc.target), ee_pos=vec(after.ee_pos), gripper=float(after.gripper), clamps=tuple(fc.reasons),
+                            target=vec(fc.target), ee_pos=vec(ee), gripper=gr, clamps=tuple(fc.reasons),
                         )
                     # ---- stage 3: the verdict
                     self._check()
@@ -385,9 +409,10 @@ class ClosedLoop:
 
     def _settle_gripper(self, grip: float) -> None:
         prev = None
+        r = self.robot
         for _ in range(self.config.gripper_settle_steps):
             self._check()
-            g = float(self.robot.observe().gripper)
+            g = float(r.gripper_opening()) if callable(getattr(r, "gripper_opening", None)) else float(r.observe().gripper)
             if prev is not None and abs(g - prev) < self.config.gripper_settle_tol:
                 return
             prev = g

@@ -49,6 +49,7 @@ __all__ = [
     "ACTIONS_PREFIX",
     "PLAN_PREFIX",
     "action_stage_regex",
+    "subtasks_regex",
     "format_verdict",
     "parse_verdict",
     "Verdict",
@@ -137,6 +138,15 @@ def parse_subtasks(text: str) -> list[str]:
     if not items:
         raise PromptFormatError(f"subtask list: expected lines like '1. grasp the carrot', found {text[:60]!r}")
     return items[:MAX_SUBTASKS]
+
+
+def subtasks_regex(max_subtasks: int = 8, max_chars: int = 60) -> str:
+    """A subtask list as a regex for constrained decoding: '1. ...' then optionally '2. ...', numbered in order."""
+    item = r"[a-z][a-z0-9 ,'-]{0," + str(max_chars - 1) + r"}"
+    out = ""
+    for n in range(min(max_subtasks, MAX_SUBTASKS), 1, -1):
+        out = r"(?:\n" + str(n) + r"\. " + item + out + r")?"
+    return r"1\. " + item + out
 
 
 # --------------------------------------------------------------------------- stage 2
