@@ -241,16 +241,14 @@ def select_reserved_tokens(model: Any, processor: Any, reference_texts: Sequence
 
 
 def _spells_cleanly(tok: Any, pieces: list[str]) -> bool:
-    """Every ordered pair (and a piece around '.') tokenizes back into exactly those pieces."""
+    """Numbers written as the codec writes them (' <d><d>.<d> cm', ' <d>.<d> cm') tokenize into exactly one
+    token per digit piece: the space before the number stays its own token and nothing merges across pieces."""
     for a in pieces:
         for b in pieces:
-            for text, want in ((f" {a}{b}.{a} cm", [a, b, ".", a]), (f" {a}.{b} cm", [a, ".", b])):
-                ids = tok(text, add_special_tokens=False)["input_ids"]
-                got = [tok.decode([t]) for t in ids]
-                inner = [g for g in got if g.strip() not in ("", "cm")]
-                inner = [g.strip() for g in inner]
-                joined = "".join(inner)
-                if joined != "".join(want) or not all(p in inner for p in set(want) - {"."}):
+            for digits in ([a, b, ".", a], [a, ".", b]):
+                got = [tok.decode([t]) for t in tok(" " + "".join(digits) + " cm", add_special_tokens=False)["input_ids"]]
+                n = len(digits) + 1
+                if got[:n] != [" ", *digits] or "".join(got[n:]) != " cm":
                     return False
     return True
 

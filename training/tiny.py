@@ -33,6 +33,7 @@ PATCH_SIZE = 8
 MM_TOKENS_PER_IMAGE = 4  # sqrt(4)=2 divides IMAGE_SIZE // PATCH_SIZE = 4
 N_UNUSED = 32
 BPE_VOCAB = 1024
+RARE_SYMBOLS = "☀☁☂☃☄★☆☇☈☉☊☋☌☍☎☏☐☑☒☓♔♕♖♗♘♙♚♛♜♝"
 
 # Gemma's layout for the low ids; the multimodal tokens follow the turn markers here
 # (the real model has them at 255999/256000/262144; ids are read from the config anyway).
@@ -120,7 +121,11 @@ def _train_tokenizer(seed: int = 0):
     tok.normalizer = normalizers.Replace(" ", "▁")
     # Split before '▁' while learning, so merges stay within words (like sentencepiece).
     tok.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
-    trainer = trainers.BpeTrainer(vocab_size=BPE_VOCAB, show_progress=False, special_tokens=[])
+    # RARE_SYMBOLS are in the alphabet but never in the corpus: like the rarely-used pieces of a real
+    # vocabulary, they never merge with anything (the VLM2VLA-AT codec spells digits with such tokens).
+    trainer = trainers.BpeTrainer(
+        vocab_size=BPE_VOCAB, show_progress=False, special_tokens=[], initial_alphabet=list(RARE_SYMBOLS)
+    )
     tok.train_from_iterator(tokenizer_corpus(seed=seed), trainer=trainer)
     learned = json.loads(tok.to_str())["model"]
     byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
