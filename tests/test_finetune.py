@@ -235,6 +235,9 @@ def test_reserved_tokens_are_rare_single_tokens_and_round_trip(tiny_model_dir, d
     for t, i in zip(digits, info["token_ids"]):
         assert tok(t, add_special_tokens=False)["input_ids"] == [i] and t not in special
     assert info["mean_logprob"] == sorted(info["mean_logprob"])
+    assert not any(t in text for t in digits for text in texts)  # unused in the reference text
+    grammar = "move forward backward left right up down cm open close gripper"
+    assert not any(t.lower() in grammar for t in digits)
     codec = ReservedTokensCodec(digits)
     rng = np.random.default_rng(1)
     for _ in range(20):

@@ -97,6 +97,7 @@ class FinetuneConfig:
     reference_samples: int = field(default=32, metadata={"help": "samples of reference text for choosing reserved tokens"})
     num_workers: int = field(default=0, metadata={"help": "data loader workers"})
     report_to: str = field(default="none", metadata={"help": "none | tensorboard | wandb ..."})
+    full_finetune: bool = field(default=False, metadata={"help": "train every weight instead of LoRA (for comparison; writes a full model)"})
     cpu_threads: int = field(default=0, metadata={"help": "torch threads on CPU (0: torch's default; 1 is fastest for tiny models on busy machines)"})
 
 
@@ -179,7 +180,8 @@ def select_reserved_tokens(model: Any, processor: Any, reference_texts: Sequence
     position; rank ascending. Excluded: special/added/control tokens, byte-fallback pieces,
     pieces with spaces ('▁'), brackets, commas, digits, '.', non-printable characters or a
     grammar word (ReservedTokensCodec's constraints), and pieces that do not stay single
-    tokens when written next to each other as the codec writes them.
+    tokens when written next to each other as the codec writes them, and pieces that occur
+    inside the grammar's words or anywhere in the reference text (so decoding is unambiguous).
     """
     import torch
 
@@ -215,8 +217,8 @@ def select_reserved_tokens(model: Any, processor: Any, reference_texts: Sequence
         if any(c in piece for c in "▁Ġ[],.") or any(c.isdigit() or c.isspace() or not c.isprintable() for c in piece):
             continue
         text = tok.decode([i])
-        if text != piece:
-            continue
+        if text != piece or text.lower() in _GRAMMAR_TEXT or any(text in t for t in reference_texts):
+            continue  # must not occur inside the action grammar's words nor anywhere in the reference text
         try:
             ReservedTokensCodec([text] + [f"\x00{j}" for j in range(9)])  # validates the piece's characters only
         except ValueError as e:
@@ -238,6 +240,9 @@ def select_reserved_tokens(model: Any, processor: Any, reference_texts: Sequence
         "mean_logprob": [float(mean_lp[i]) for i in ids_chosen],
     }
     return chosen, info
+
+
+_GRAMMAR_TEXT = "move forward backward left right up down cm open close the gripper actions: plan:"
 
 
 def _spells_cleanly(tok: Any, pieces: list[str]) -> bool:
@@ -364,7 +369,7 @@ def prepare(cfg: FinetuneConfig) -> PreparedRun:
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
     if cfg.resume and last is None:
         raise FinetuneError(f"--resume: no checkpoint in {ckpt_dir}; run without --resume to start")
-    if not cfg.resume and (out / "adapter_config.json").exists():
+    if not cfg.resume and ((out / "adapter_config.json").exists() or (out / "model.safetensors").exists()):
         raise FinetuneError(f"{out} already holds an adapter; choose another --out or pass --resume")
 
     records = read_dlan(cfg.data)
@@ -405,7 +410,7 @@ def prepare(cfg: FinetuneConfig) -> PreparedRun:
         train_dataset=train_ds,
         eval_dataset=eval_ds,
         processing_class=processor,
-        peft_config=lora_config(cfg),
+        peft_config=None if cfg.full_finetune else lora_config(cfg),
     )
     return PreparedRun(cfg, trainer, codec, codec_info, train_records, eval_records, train_samples, eval_samples,
                        last if cfg.resume else None, t0)
@@ -427,6 +432,9 @@ def finetune(cfg: FinetuneConfig | PreparedRun) -> dict:
 
     if trainer.is_world_process_zero():
         trainer.model.save_pretrained(str(out))  # PEFT format: adapter_config.json + adapter_model.safetensors
+        if cfg.full_finetune:
+            processor = trainer.processing_class
+            processor.save_pretrained(str(out))
         save_codec(codec, out, **codec_info)
     summary = {
         "base": cfg.base,
