@@ -67,19 +67,20 @@ class ScriptedExpert:
         self.noise = float(noise)
         self.max_step = float(max_step)
         self._rng = np.random.default_rng([int(seed), 11])
-        self._phases = task.phases(sim)
-
-    def subtasks(self) -> list[str]:
-        return [p.phrase for p in self._phases]
 
     @property
     def phases(self) -> list[Phase]:
-        return list(self._phases)
+        # asked each time: a semantic task's object depends on the episode's layout
+        return self.task.phases(self.sim)
+
+    def subtasks(self) -> list[str]:
+        return [p.phrase for p in self.phases]
 
     def plan_segment(self, index: int) -> Segment:
-        if not 0 <= index < len(self._phases):
-            raise IndexError(f"subtask index {index} out of range: the episode has {len(self._phases)} subtasks")
-        phase = self._phases[index]
+        phases = self.phases
+        if not 0 <= index < len(phases):
+            raise IndexError(f"subtask index {index} out of range: the episode has {len(phases)} subtasks")
+        phase = phases[index]
         plan = getattr(self, f"_plan_{phase.kind}")
         deltas, gripper = plan(phase)
         return Segment(phase.phrase, self._jitter(deltas), gripper)

@@ -15,7 +15,7 @@ the fingers do not pinch are never welded. `SimConfig.grasp_assist=False` turns 
 
 from __future__ import annotations
 
-import time
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +40,9 @@ class SimConfig:
     control_hz: float = 5.0  # one move() = 1 / control_hz seconds of physics
     home: tuple[float, float, float] = (0.25, 0.0, 0.16)  # metres; inside the Bridge workspace box
     grasp_assist: bool = True
+    # Shadow mapping costs ~4x the render time on a CPU rasterizer (llvmpipe); off by default
+    # so a control step with its 256x256 frame stays well above 20 Hz on one core.
+    shadows: bool = False
     settle_s: float = 0.3  # physics run after placing objects so they come to rest
     ik_iters: int = 60
     ik_damping: float = 0.02
@@ -73,6 +76,7 @@ class SimRobot:
         self.safety = SafetyFilter(self.config.safety)
         xml, assets = build_mjcf()
         self.model = mujoco.MjModel.from_xml_string(xml, assets)
+        self.model.light_castshadow[:] = int(self.config.shadows)
         self.data = mujoco.MjData(self.model)
         self._ik_data = mujoco.MjData(self.model)
         m = self.model
@@ -265,7 +269,13 @@ class SimRobot:
             if _gl.BACKEND == "disabled":
                 raise _gl.RenderBackendError(_gl.render_failure())
             size = self.config.image_size
-            self._renderer = mujoco.Renderer(self.model, size, size)
+            try:
+                self._renderer = mujoco.Renderer(self.model, size, size)
+            except Exception as e:  # mujoco raises FatalError/RuntimeError/ValueError by backend
+                raise _gl.RenderBackendError(
+                    f"cannot render offscreen with MUJOCO_GL={os.environ.get('MUJOCO_GL', '(unset)')}: {e}. "
+                    "Set MUJOCO_GL=egl (or osmesa) before anything imports mujoco, or import robot.sim first"
+                ) from None
         self._renderer.update_scene(self.data, camera=camera)
         return self._renderer.render().copy()
 
