@@ -96,6 +96,9 @@ def test_reader_and_episode_helpers(tmp_path):
     got = r.read(ref)
     np.testing.assert_allclose(got.achieved_deltas(), np.diff(ep.states[1:, :3], axis=0))
     assert got.gripper_open().dtype == bool and not got.gripper_open().all() and got.gripper_open()[-1]
+    g, g0, source = got.gripper_signal()
+    assert source == "action" and g0 == 1.0
+    np.testing.assert_array_equal(g, ep.actions[1:, 6])  # the commanded gripper, after the idle first step
     with pytest.raises(ValueError, match="unknown --format"):
         Reader("rlds", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no such directory"):

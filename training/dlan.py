@@ -110,14 +110,15 @@ def build_records(
     if big.any():
         t = int(np.argmax(big))
         raise EpisodeError(f"{ref}: the end effector jumps {np.abs(deltas[t]).max() * 100:.0f} cm in step {t} (broken state stream)")
-    grip = ep.states[:, 6]
+    grip, grip0, _ = ep.gripper_signal()
     slug = episode_slug(ref)
     subtasks = [" ".join(s.subtask.split()) for s in labeling.segments]
     n = len(labeling.segments)
     records = []
     for k, seg in enumerate(labeling.segments):
         a, b = seg.start, seg.end
-        actions = verbalize_actions(deltas[a:b], grip[a + 1 : b + 1], chunking, initial_gripper=float(grip[a]))
+        before = grip0 if a == 0 else grip[a - 1]  # the gripper in force when the step starts
+        actions = verbalize_actions(deltas[a:b], grip[a:b], chunking, initial_gripper=float(before))
         records.append(
             {
                 "episode": ref,

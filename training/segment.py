@@ -93,15 +93,23 @@ def segment_motion(deltas: np.ndarray, p: SegmentParams = SegmentParams()) -> li
     return [(a, b) for a, b in zip(cuts, cuts[1:] + [T])]
 
 
-def segment_episode(states: np.ndarray, p: SegmentParams = SegmentParams()) -> list[Segment]:
-    """Segments of an episode given its (T+1, 7) states (achieved motion and gripper)."""
+def segment_episode(
+    states: np.ndarray, p: SegmentParams = SegmentParams(), gripper: np.ndarray | None = None, initial_gripper: float | None = None
+) -> list[Segment]:
+    """Segments of an episode from its (T+1, 7) states (achieved motion).
+
+    `gripper` (T,) is the gripper during each step (1 = open) and `initial_gripper` the value
+    before step 0 (`Episode.gripper_signal()`); by default the measured state[t+1, 6] and state[0, 6].
+    """
     states = np.asarray(states, dtype=float)
     deltas = np.diff(states[:, :3], axis=0)
     T = len(deltas)
     if T == 0:
         return []
-    open_ = states[1:, 6] >= p.gripper_threshold
-    initial_open = bool(states[0, 6] >= p.gripper_threshold)
+    g = states[1:, 6] if gripper is None else np.asarray(gripper, dtype=float).reshape(T)
+    g0 = (states[0, 6] if gripper is None else g[0]) if initial_gripper is None else initial_gripper
+    open_ = g >= p.gripper_threshold
+    initial_open = bool(g0 >= p.gripper_threshold)
     events = gripper_events(open_, initial_open)
     if not events:
         spans = segment_motion(deltas, p)

@@ -9,9 +9,12 @@ angles in radians, the gripper a float in [0, 1] (1 = open).
     actions      (T, 7) the commanded actions as the dataset stores them
     metadata     free-form dict (source path, alternative instructions, camera, ...)
 
-Language is written from *achieved* motion, not from the commanded actions:
-`achieved_deltas()` is state[t+1, :3] - state[t, :3] and `gripper_open()` the
-binarized gripper after each step.
+Language is written from *achieved* motion, not from the commanded translation:
+`achieved_deltas()` is state[t+1, :3] - state[t, :3]. The gripper is the one exception:
+`gripper_signal()` takes the *commanded* gripper (actions[:, 6], 1 = open) when the
+actions carry one in [0, 1], because the measured opening of a gripper closed on a wide
+object (an eggplant, a pot handle) stays above 0.5 and would hide the grasp; otherwise
+the measured state[t+1, 6]. Either is binarized at 0.5 by the action language.
 """
 
 from __future__ import annotations
@@ -97,12 +100,18 @@ class Episode:
         """(T, 3) metres: state[t+1, :3] - state[t, :3]."""
         return np.diff(self.states[:, :3], axis=0)
 
-    def gripper_open(self, threshold: float = GRIPPER_THRESHOLD) -> np.ndarray:
-        """(T,) bool: the gripper is open after step t (state[t+1, 6] >= threshold)."""
-        return self.states[1:, 6] >= threshold
+    def gripper_signal(self) -> tuple[np.ndarray, float, str]:
+        """(g, initial, source): g (T,) the gripper value in force during step t (1 = open), the value
+        before step 0, and "action" or "state" (see the module doc). With "action" the value before
+        step 0 is taken to be the first command's, so no gripper event is made up at the start."""
+        g = self.actions[:, 6] if self.actions.ndim == 2 and self.actions.shape[1] > 6 else np.empty(0)
+        if len(g) == self.num_steps and len(g) and np.all(np.isfinite(g)) and np.all((g >= -1e-6) & (g <= 1 + 1e-6)):
+            return g.astype(np.float64), float(g[0]), "action"
+        return self.states[1:, 6].astype(np.float64), float(self.states[0, 6]), "state"
 
-    def initial_gripper_open(self, threshold: float = GRIPPER_THRESHOLD) -> bool:
-        return bool(self.states[0, 6] >= threshold)
+    def gripper_open(self, threshold: float = GRIPPER_THRESHOLD) -> np.ndarray:
+        """(T,) bool: the gripper is open during step t (`gripper_signal` binarized)."""
+        return self.gripper_signal()[0] >= threshold
 
     def drop_idle_first_step(self, tol: float = 1e-9) -> "Episode":
         """Bridge's first commanded action is often all zeros (the arm had not started).

@@ -26,7 +26,7 @@ from training.formats.episode import Episode
 from training.labelers.base import LabeledSegment, Labeling
 from training.segment import Segment, SegmentParams, segment_episode
 
-__all__ = ["RulesLabeler", "parse_instruction", "Task", "segment_phrases"]
+__all__ = ["RulesLabeler", "parse_instruction", "parse_instructions", "Task", "segment_phrases"]
 
 _PREPS = r"into|onto|inside|in|on top of|on|to the (?:left|right) of|to|towards|toward|next to|near|beside|under|over|at|out of|off of|off|from"
 _PLACE_VERBS = r"put|place|set|move|transfer|drop|stack|lay|position|bring|relocate|take|slide|push|pull|sweep|flip|turn|knock|insert"
@@ -34,12 +34,13 @@ _PICK_VERBS = r"pick up|pick|grab|grasp|take|lift|get|remove|retrieve"
 _ARTIC = r"open|close|shut"
 
 _RE_PICK_PLACE = re.compile(
-    rf"^(?:(?:{_PICK_VERBS})(?: up)? )?(?P<obj>.+?)(?: up)? and (?:{_PLACE_VERBS}|put) (?:it |them )?(?P<prep>{_PREPS}) (?P<tgt>.+)$"
+    rf"^(?:(?:{_PICK_VERBS})(?: up)? )?(?P<obj>.+?)(?: up)? and (?:{_PLACE_VERBS}|put) (?:it |them )?(?P<prep>{_PREPS}) (?P<tgt>.+)$", re.I
 )
-_RE_PLACE = re.compile(rf"^(?P<verb>{_PLACE_VERBS}|{_PICK_VERBS})(?: up)? (?P<obj>.+?) (?P<prep>{_PREPS}) (?P<tgt>.+)$")
-_RE_PICK = re.compile(rf"^(?P<verb>{_PICK_VERBS})(?: up)? (?P<obj>.+?)(?: up)?$")
-_RE_ARTIC = re.compile(rf"^(?P<verb>{_ARTIC}) (?P<obj>.+?)$")
-_RE_OTHER = re.compile(r"^(?P<verb>sweep|wipe|fold|unfold|flip|push|turn|rotate|stack|knock over|press|slide) (?P<obj>.+?)(?: (?P<prep>" + _PREPS + r") (?P<tgt>.+))?$")
+_RE_PLACE = re.compile(rf"^(?P<verb>{_PLACE_VERBS}|{_PICK_VERBS})(?: up)? (?P<obj>.+?) (?P<prep>{_PREPS}) (?P<tgt>.+)$", re.I)
+_RE_PICK = re.compile(rf"^(?P<verb>{_PICK_VERBS})(?: up)? (?P<obj>.+?)(?: up)?(?: again)?(?: and (?:lift|raise|hold) (?:it|them)(?: up)?)?$", re.I)
+_RE_ARTIC = re.compile(rf"^(?P<verb>{_ARTIC}) (?P<obj>.+?)$", re.I)
+_RE_OTHER = re.compile(r"^(?P<verb>sweep|wipe|fold|unfold|flip|push|turn|rotate|stack|knock over|press|slide) (?P<obj>.+?)(?: (?P<prep>" + _PREPS + r") (?P<tgt>.+))?$", re.I)
+_CLAUSE_SPLIT = re.compile(r",? (?:and )?then |; |, and then ", re.I)
 
 
 @dataclass(frozen=True)
@@ -52,36 +53,58 @@ class Task:
 
 
 def _clean(s: str) -> str:
-    s = " ".join(s.lower().replace("\u2019", "'").split())
+    s = " ".join(s.replace("\u2019", "'").split())
     return re.sub(r"[.!?]+$", "", s).strip(" ,")
 
 
+_ARTICLE = re.compile(r"^(the|a|an|this|that|these|those|some|its|their|his|her|my|your|\d+)\b", re.I)
+
+
 def _np(s: str) -> str:
-    """Give a bare noun phrase an article ('carrot' -> 'the carrot')."""
+    """Give a bare noun phrase an article ('carrot' -> 'the carrot'); case is kept except the article's."""
     s = s.strip()
-    if re.match(r"^(the|a|an|this|that|these|those|some|its|their|his|her|my|your|\d+)\b", s):
-        return s
+    if m := _ARTICLE.match(s):
+        return m.group(1).lower() + s[m.end() :]
     return "the " + s
 
 
-def parse_instruction(instruction: str) -> Task:
-    s = _clean(instruction)
-    s = re.sub(r"^(please |can you |could you |robot,? )+", "", s)
+def _task(s: str) -> Task:
+    s = re.sub(r"^(please |can you |could you |robot,? |now |and )+", "", s, flags=re.I)
     if m := _RE_PICK_PLACE.match(s):
-        return Task("pick_place", "put", _np(m["obj"]), _np(m["tgt"]), m["prep"])
+        return Task("pick_place", "put", _np(m["obj"]), _np(m["tgt"]), m["prep"].lower())
     if m := _RE_ARTIC.match(s):
-        return Task("articulated", m["verb"], _np(m["obj"]))
-    if (m := _RE_OTHER.match(s)) and not (m["verb"] in ("stack", "slide", "push") and m["tgt"] and m["prep"] in ("on", "onto", "on top of", "into", "in")):
+        return Task("articulated", m["verb"].lower(), _np(m["obj"]))
+    if (m := _RE_OTHER.match(s)) and not (
+        m["verb"].lower() in ("stack", "slide", "push") and m["tgt"] and m["prep"].lower() in ("on", "onto", "on top of", "into", "in")
+    ):
         tgt = _np(m["tgt"]) if m["tgt"] else None
-        return Task("other", m["verb"], _np(m["obj"]), tgt, m["prep"])
+        return Task("other", m["verb"].lower(), _np(m["obj"]), tgt, m["prep"].lower() if m["prep"] else None)
     if m := _RE_PLACE.match(s):
-        verb = m["verb"]
-        if verb in ("pick up", "pick", "grab", "grasp", "lift", "get") and m["prep"] not in ("out of", "from", "off", "off of"):
+        verb, prep = m["verb"].lower(), m["prep"].lower()
+        if verb in ("pick up", "pick", "grab", "grasp", "lift", "get") and prep not in ("out of", "from", "off", "off of"):
             verb = "put"
-        return Task("pick_place", verb, _np(m["obj"]), _np(m["tgt"]), m["prep"])
+        return Task("pick_place", verb, _np(m["obj"]), _np(m["tgt"]), prep)
     if m := _RE_PICK.match(s):
-        return Task("pick", m["verb"], _np(m["obj"]))
+        return Task("pick", m["verb"].lower(), _np(m["obj"]))
     return Task("generic", "", "the object")
+
+
+def parse_instructions(instruction: str) -> list[Task]:
+    """One Task per clause ("put X on Y, then pick it up again" -> two); 'it'/'them' refer to the previous object."""
+    tasks: list[Task] = []
+    for clause in _CLAUSE_SPLIT.split(_clean(instruction)):
+        if not clause.strip():
+            continue
+        t = _task(clause.strip())
+        if tasks and t.obj.lower() in ("the it", "the them"):
+            t = Task(t.kind, t.verb, tasks[-1].obj, t.target, t.prep)
+        tasks.append(t)
+    return tasks or [Task("generic", "", "the object")]
+
+
+def parse_instruction(instruction: str) -> Task:
+    """The task of the instruction's first clause."""
+    return parse_instructions(instruction)[0]
 
 
 def _place_phrase(t: Task) -> str:
@@ -98,11 +121,16 @@ def _transport_phrase(t: Task) -> str:
     return f"move {t.obj} {'over' if t.prep in ('on', 'onto', 'on top of', 'over') else 'to'} {t.target}"
 
 
-def segment_phrases(task: Task, segs: list[Segment], instruction: str) -> list[str]:
-    """One subtask phrase per segment."""
-    obj = task.obj
+def segment_phrases(tasks: Task | list[Task], segs: list[Segment], instruction: str) -> list[str]:
+    """One subtask phrase per segment; clause k of the instruction words the k-th grasp-and-release cycle."""
+    tasks = [tasks] if isinstance(tasks, Task) else tasks
     out = []
+    cycle = 0
     for i, seg in enumerate(segs):
+        task = tasks[min(cycle, len(tasks) - 1)]
+        obj = task.obj
+        if seg.phase == "place":
+            cycle += 1
         ph = seg.phase
         if ph == "reach":
             out.append(f"reach for {obj}")
@@ -143,13 +171,14 @@ class RulesLabeler:
         self.params = params
 
     def label(self, episode: Episode, ref: str = "") -> Labeling:
-        segs = segment_episode(episode.states, self.params)
-        task = parse_instruction(episode.instruction)
-        phrases = segment_phrases(task, segs, episode.instruction)
+        g, g0, _ = episode.gripper_signal()
+        segs = segment_episode(episode.states, self.params, g, g0)
+        tasks = parse_instructions(episode.instruction)
+        phrases = segment_phrases(tasks, segs, episode.instruction)
         states = episode.states
         out = [
             LabeledSegment(s.start, s.end, phrase, plan_phrase(states[s.end, :3] - states[s.start, :3], s.gripper))  # type: ignore[arg-type]
             for s, phrase in zip(segs, phrases)
         ]
-        return Labeling(out, "rules", generic=task.kind == "generic")
+        return Labeling(out, "rules", generic=any(t.kind == "generic" for t in tasks))
 
