@@ -69,8 +69,8 @@ def match_instruction(text: str) -> tuple[Any, str]:
 
 
 class Printer:
-    def __init__(self, quiet: bool = False, out=sys.stdout) -> None:
-        self.quiet, self.out = quiet, out
+    def __init__(self, quiet: bool = False, out=None) -> None:
+        self.quiet, self.out = quiet, out or sys.stdout
         self._stage: tuple[str, int] | None = None
 
     def _line(self, s: str) -> None:
@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--step-through", action="store_true", help="ask before executing each block (execute / edit / regenerate)")
     ap.add_argument("--pace", type=float, default=0.0, help="scripted: characters per second (0 = instant)")
     ap.add_argument("--log-dir", help="log every episode (JSONL + PNG) under this folder")
+    ap.add_argument("--image-size", type=int, default=256, help="sim camera size in pixels (256 as Bridge)")
+    ap.add_argument("--pose-only-steps", action="store_true", help="no camera frame after each step (faster sim runs)")
     ap.add_argument("--quiet", action="store_true", help="print only episode results")
     return ap
 
@@ -184,7 +186,9 @@ def _validator(args: argparse.Namespace, backend: Any, sim: Any, task: Any) -> A
         if kind == "sim":
             if sim is None:
                 raise CLIError("--validator sim needs --robot sim")
-            return make_validator("sim", check=lambda i: task.subtask_done(sim, i))
+            from policy.validators import SimValidator
+
+            return SimValidator.for_task(task, sim)
         if kind == "self":
             if backend is None:
                 raise CLIError("--validator self needs a model: --policy hf or openai")
@@ -232,7 +236,7 @@ def _main(args: argparse.Namespace) -> int:
         raise CLIError("--policy scripted speaks the simulator's ground truth; it needs --robot sim")
     os.environ.setdefault("MUJOCO_GL", "egl")
     from robot.sim.expert import ScriptedExpert
-    from robot.sim.robot import SimRobot
+    from robot.sim.robot import SimConfig, SimRobot
     from robot.sim.tasks import make_task
 
     if args.task:
@@ -248,7 +252,10 @@ def _main(args: argparse.Namespace) -> int:
 
     backend = _backend(args)
     codec = getattr(backend, "codec", None) or VerbalizedCodec()
-    sim = SimRobot(seed=args.seed, task=task0)
+    try:
+        sim = SimRobot(SimConfig(image_size=args.image_size), seed=args.seed, task=task0)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     sim.connect()
     printer = Printer(args.quiet)
     rows = []
@@ -267,7 +274,7 @@ def _main(args: argparse.Namespace) -> int:
             validator = _validator(args, backend, sim, task)
             cfg = LoopConfig(
                 max_retries=args.max_retries, step_through=args.step_through, constrained=not args.unconstrained,
-                codec=codec, adapter=not args.no_adapter, log_dir=args.log_dir,
+                codec=codec, adapter=not args.no_adapter, log_dir=args.log_dir, observe_steps=not args.pose_only_steps,
             )
             loop = ClosedLoop(sim, ep_backend, validator, cfg)
             t0 = time.perf_counter()

@@ -436,7 +436,7 @@ class ClosedLoop:
                 yield Tokens(t=self._t(), stage="plan", index=index, text=piece)
                 continue
             in_actions = True
-            split = max(0, at - before)
+            split = max(0, at + (1 if text[at] == "\n" else 0) - before)  # the newline ends the plan
             if piece[:split]:
                 yield Tokens(t=self._t(), stage="plan", index=index, text=piece[:split])
             if piece[split:]:

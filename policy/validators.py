@@ -78,6 +78,13 @@ class SimValidator:
     def __init__(self, check: Callable[[int], bool]) -> None:
         self.check = check
 
+    @classmethod
+    def for_task(cls, task: Any, sim: Any) -> "SimValidator":
+        """Judge the i-th planned subtask by the task's i-th subtask (`task.subtask_done(sim, i)`);
+        subtasks a model plans beyond the task's own count are judged by `task.success(sim)`."""
+        n = len(task.subtasks(sim))
+        return cls(lambda i: bool(task.subtask_done(sim, i)) if i < n else bool(task.success(sim)))
+
     def judge(self, image, subtask, index, *, instruction="", should_stop=lambda: False) -> Judgement:
         done = bool(self.check(index))
         return Verdict(done, f"simulator: '{subtask}' is {'done' if done else 'not done'}")

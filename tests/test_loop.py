@@ -49,7 +49,7 @@ def scripted(sim, task):
 
 
 def sim_validator(sim, task):
-    return SimValidator(lambda i: task.subtask_done(sim, i))
+    return SimValidator.for_task(task, sim)
 
 
 def events_of(loop, instruction, **kw):
