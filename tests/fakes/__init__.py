@@ -1,0 +1,1 @@
+"""Stand-ins for software that cannot be installed here (the Interbotix ROS API)."""
