@@ -56,11 +56,11 @@ class TextStream:
     A backend that knows its own prefill/decode split may set `stats` fields itself.
     """
 
-    def __init__(self, source: Iterator[str | int], on_close: Callable[[], None] | None = None) -> None:
+    def __init__(self, source: Iterator[str | int], on_close: Callable[[], None] | None = None, t0: float | None = None) -> None:
         self._source = source
         self._on_close = on_close
         self.stats = GenerationStats()
-        self._t0 = time.perf_counter()
+        self._t0 = time.perf_counter() if t0 is None else t0  # when the request began (prompt building counts as prefill)
         self._first: float | None = None
         self._parts: list[str] = []
         self._own_tokens = True

@@ -120,6 +120,7 @@ class HFBackend:
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         torch = self._torch
+        t0 = time.perf_counter()
         inputs = self.encode(messages, images)
         processors = []
         if constraint_regex is not None:
@@ -162,7 +163,6 @@ class HFBackend:
         error: list[BaseException] = []
         if not self._lock.acquire(timeout=600):
             raise BackendError("the hf backend is busy with another generation (waited 10 minutes)")
-        t0 = time.perf_counter()
 
         def work() -> None:
             ctx = self.model.disable_adapter() if (not adapter and self.has_adapter) else contextlib.nullcontext()
@@ -198,5 +198,5 @@ class HFBackend:
                 stream.stats.decode_s = marks["last"] - first
             stream.stats.tokens = count[0]
 
-        stream = TextStream(pieces(), on_close=finish)
+        stream = TextStream(pieces(), on_close=finish, t0=t0)
         return stream

@@ -164,8 +164,9 @@ class OpenAIBackend:
         max_new_tokens: int | None = None,
         context: dict[str, Any] | None = None,
     ) -> TextStream:
+        t0 = time.perf_counter()
         body = self.request_body(messages, images, constraint_regex, adapter, max_new_tokens)
-        return TextStream(self._stream(body))
+        return TextStream(self._stream(body), t0=t0)
 
     def _stream(self, body: dict[str, Any]) -> Iterator[str | int]:
         httpx = self._httpx
