@@ -19,7 +19,6 @@ import concurrent.futures as cf
 import json
 import multiprocessing
 import os
-import resource
 import subprocess
 import sys
 import tempfile

@@ -22,7 +22,6 @@ import multiprocessing
 import os
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
