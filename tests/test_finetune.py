@@ -256,3 +256,26 @@ def test_reserved_tokens_run_saves_and_reloads_the_codec(tiny_model_dir, dlan, t
     assert lm.codec.name == "reserved_tokens" and lm.codec.digit_tokens == spec["digit_tokens"]
     canonical = "[[move forward 2.1 cm, move down 14.0 cm], [close gripper]]"
     assert lm.codec.decode(lm.codec.encode(canonical)) == parse_actions(canonical)
+
+
+# --------------------------------------------------------------------------- end to end from the simulator
+
+
+def test_loss_falls_on_a_dlan_made_from_sim_episodes(tiny_model_dir, tmp_path):
+    """collect (sim expert) -> verbalize (D_lan) -> finetune 30 steps -> the adapter loads with the one loader."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    for cmd in (
+        ["-m", "training.collect", "--task", "pick_up", "--episodes", "2", "--out", str(tmp_path / "sim"), "--image-size", "64", "--quiet"],
+        ["-m", "training.verbalize", "--input", str(tmp_path / "sim"), "--format", "bridge_raw", "--out", str(tmp_path / "dlan")],
+    ):
+        p = subprocess.run([sys.executable, *cmd], capture_output=True, text=True, env=env, timeout=240)
+        assert p.returncode == 0, p.stderr[-2000:]
+    s = finetune(_cfg(tiny_model_dir, tmp_path / "dlan", tmp_path / "run", eval_fraction=0.0))
+    losses = [h["loss"] for h in s["losses"]]
+    assert s["global_step"] == 30 and np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.2, losses
+    lm = load_model(tiny_model_dir, adapter=tmp_path / "run")
+    assert lm.codec.name == "verbalized" and hasattr(lm.model, "disable_adapter")
