@@ -313,8 +313,9 @@ class ClosedLoop:
                 constraint_regex=subtasks_regex() if cfg.constrained_subtasks else None,
                 adapter=cfg.adapter, max_new_tokens=cfg.subtasks_tokens,
             )
-            for piece in stream:
-                yield Tokens(t=self._t(), stage="subtasks", index=-1, text=piece)
+            with stream:  # closed (the model freed) also when the episode is stopped mid-stream
+                for piece in stream:
+                    yield Tokens(t=self._t(), stage="subtasks", index=-1, text=piece)
             latency = time.perf_counter() - t
             self._timings["subtasks_s"] += latency
             try:
@@ -420,6 +421,10 @@ class ClosedLoop:
 
     def _relay_action_tokens(self, stream, index: int) -> Iterator[Event]:
         """Tokens(plan) until the 'Actions:' line starts, Tokens(actions) after it."""
+        with stream:
+            yield from self._split_action_tokens(stream, index)
+
+    def _split_action_tokens(self, stream, index: int) -> Iterator[Event]:
         text = ""
         in_actions = False
         marker = "\n" + ACTIONS_PREFIX.strip()
@@ -497,7 +502,7 @@ class ClosedLoop:
             yield AwaitingUser(t=self._t(), index=index, what="verdict")
         t = time.perf_counter()
         gen = v.judge(image, subtask, index, instruction=instruction, should_stop=lambda: self.stopped)
-        try:
+        try:  # closing `gen` (episode stopped) closes the validator's own stream
             while True:
                 try:
                     piece = next(gen)
@@ -506,6 +511,7 @@ class ClosedLoop:
                     break
                 yield Tokens(t=self._t(), stage="validator", index=index, text=piece)
         finally:
+            gen.close()
             self._waiting = None
             latency = time.perf_counter() - t
             self._timings["user_s" if getattr(v, "needs_user", False) else "validate_s"] += latency

@@ -109,11 +109,11 @@ class SelfValidator:
             adapter=self.adapter,
             max_new_tokens=self.max_new_tokens,
         )
-        for piece in stream:
-            if should_stop():
-                stream.close()
-                return None
-            yield piece
+        with stream:
+            for piece in stream:
+                if should_stop():
+                    return None
+                yield piece
         try:
             return parse_verdict(stream.stats.text)
         except PromptFormatError as e:

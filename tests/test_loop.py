@@ -258,3 +258,18 @@ def test_unconstrained_gibberish_is_rejected_never_executed(sim, tiny_backend):
     assert np.allclose(sim.ee_pos(), before, atol=1e-3)
     done = ev[-1]
     assert not done.success and done.rejected == 3 and "did not parse" in done.reason
+
+
+def test_stop_mid_generation_frees_the_model(sim, tiny_backend):
+    task = make_task("pick_up", seed=0)
+    sim.reset(seed=0, task=task)
+    loop = ClosedLoop(sim, tiny_backend, sim_validator(sim, task), LoopConfig(**FAST))
+    ev = []
+    for e in loop.run(task.instruction()):
+        ev.append(e)
+        if isinstance(e, Tokens) and e.stage == "plan":
+            loop.stop("stop pressed while the model writes")
+    assert ev[-1].reason == "stop pressed while the model writes" and not any(isinstance(e, StepExecuted) for e in ev)
+    acquired = tiny_backend._lock.acquire(timeout=5)  # the generation was cancelled and the model freed
+    assert acquired
+    tiny_backend._lock.release()

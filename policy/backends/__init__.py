@@ -64,6 +64,7 @@ class TextStream:
         self._first: float | None = None
         self._parts: list[str] = []
         self._own_tokens = True
+        self._done = False
 
     def __iter__(self) -> "TextStream":
         return self
@@ -95,6 +96,9 @@ class TextStream:
             return piece
 
     def _finish(self, finished: bool) -> None:
+        if self._done:
+            return
+        self._done = True
         self.stats.text = "".join(self._parts)
         self.stats.finished = finished
         if self._first is None:
@@ -104,11 +108,19 @@ class TextStream:
             self._on_close = None
 
     def close(self) -> None:
-        """Stop early (the consumer is done); frees the backend."""
+        """Stop early (the consumer is done); frees the backend. Harmless after the end."""
+        if self._done:
+            return
         close = getattr(self._source, "close", None)
         if close is not None:
             close()
         self._finish(False)
+
+    def __enter__(self) -> "TextStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def text(self) -> str:
         """Drain the stream and return the whole text."""
