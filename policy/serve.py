@@ -211,7 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lora-name", default="vlm2vla", help="the adapter's served name")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8011)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest for the tiny model)")
     args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     from policy.backends.hf import HFBackend
     from policy.model import ModelLoadError
 
