@@ -145,7 +145,7 @@ class SimRobot:
         self.data.ctrl[:6] = self._q_target
 
     # ------------------------------------------------------------------ episodes
-    def reset(self, seed: int | None = None, task=None) -> Observation | None:
+    def reset(self, seed: int | None = None, task=None) -> None:
         """Start a new episode: re-place the objects from `seed`, home the arm, clear the e-stop.
 
         `task` is a Task, a task name (its parameters then come from `seed`) or None
@@ -186,7 +186,6 @@ class SimRobot:
         self.initial_positions = self.object_positions()
         self.history = []
         self._record()
-        return None
 
     def _apply_layout(self, layout: dict[str, Placement]) -> None:
         m, d = self.model, self.data
