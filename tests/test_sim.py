@@ -135,6 +135,30 @@ def test_grasp_assist_holds_while_closed_and_drops_when_opened(sim):
     assert not task.success(sim) and not is_lifted(sim, "carrot")
 
 
+def test_without_the_assist_grasps_hold_by_friction():
+    s = SimRobot(SimConfig(grasp_assist=False))
+    task = make_task("pick_up", seed=5, object="carrot")
+    s.reset(5, task)
+    from robot.sim import run_expert
+
+    assert run_expert(s, task).success
+    assert s.held is None and all(s.touching("carrot"))  # pinched, not welded
+
+
+def test_home_state_and_object_poses(sim):
+    sim.reset(3, "pick_and_place")
+    for _ in range(3):
+        sim.move(np.array([0.02, -0.02, -0.02]), 0.0)
+    sim.home()
+    np.testing.assert_allclose(sim.ee_pos(), SimConfig().home, atol=3e-3)
+    np.testing.assert_allclose(sim.target, SimConfig().home)
+    st_ = sim.state()
+    assert st_.shape == (7,) and np.allclose(st_[3:6], 0, atol=0.03) and st_[6] < 0.2  # still closed
+    pos = sim.object_positions()
+    assert set(pos) == {"carrot", "eggplant", "banana", "plate", "pot", "towel", "japan", "italy", "brazil"}
+    assert all(p.shape == (3,) for p in pos.values())
+
+
 def test_closing_on_nothing_welds_nothing(sim):
     sim.reset(6, "pick_up")
     for _ in range(3):
@@ -200,7 +224,8 @@ def test_bad_configs_are_refused():
 def test_gl_backend_is_chosen_automatically_when_unset():
     env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
     code = "import robot.sim, os; from robot.sim import SimRobot; SimRobot().observe(); print(os.environ['MUJOCO_GL'])"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=os.getcwd())
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=root)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] in ("egl", "osmesa")
 
