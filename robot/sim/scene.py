@@ -174,7 +174,7 @@ def _arm_xml() -> str:
                   <geom class="vis" type="box" size="0.02 0.03 0.02" pos="0.03 0 0" material="arm_dark"/>
                   <geom class="vis" type="box" size="0.006 0.045 0.012" pos="0.058 0 0" material="arm_dark"/>
                   <site name="ee" pos="{EE_X} 0 0" size="0.004" rgba="1 0 0 0"/>
-                  <camera name="wrist" pos="0.0 0 0.075" xyaxes="0 -1 0 0.8 0 0.6" fovy="80"/>
+                  <camera name="wrist" pos="0.03 0 -0.06" xyaxes="0 -1 0 -0.6 0 0.8" fovy="75"/>
                   <body name="left_finger" pos="0.066 0 0" gravcomp="1">
                     <inertial pos="0 0 0" mass="0.02" diaginertia="0.00001 0.00001 0.00001"/>
                     <joint name="left_finger" type="slide" axis="0 1 0" range="{f0} {f1}" damping="2" armature="0.01"/>
