@@ -20,7 +20,6 @@ JSON says so when none is present. Prints one JSON object.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -34,8 +33,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-if importlib.util.find_spec("triton") is not None:  # before the first EGL render (see tests/policy_helpers.py)
-    import triton  # noqa: F401
 
 
 def log(msg: str) -> None:

@@ -5,15 +5,8 @@ Import the fixtures into a test module (`from tests.policy_helpers import tiny_b
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
-
-# Mesa's software EGL and triton's bundled LLVM clash: loading triton (transformers pulls it
-# in) after the simulator's first render segfaults. Loaded first, both work.
-if importlib.util.find_spec("triton") is not None:
-    import triton  # noqa: F401
 
 LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 

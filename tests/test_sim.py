@@ -234,3 +234,23 @@ def test_a_broken_backend_is_reported_not_crashed():
     from robot.sim import _gl
 
     assert _gl._probe("no_such_backend")  # a real failing probe returns its reason
+
+
+def test_loading_transformers_after_a_render_does_not_crash():
+    """Mesa's LLVM and triton's clash unless triton loads first (robot/sim/_gl.py sees to it).
+
+    Run in a fresh process: the crash is a segfault, and the order only matters the first time.
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "from robot.sim.robot import SimRobot\n"
+        "r = SimRobot(); r.connect(); r.observe()\n"
+        "import transformers.generation, xgrammar\n"
+        "print('ok')\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "ok" in out.stdout, (out.returncode, out.stderr[-2000:])

@@ -9,6 +9,7 @@ renders. The result is cached in the environment, so child processes inherit it.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -77,4 +78,20 @@ def render_failure() -> str:
     return _FAILURE
 
 
+def _load_triton_first() -> None:
+    """Load triton's LLVM before Mesa's, or the process segfaults later.
+
+    Mesa's software rasterizer (llvmpipe, under both EGL and OSMesa) loads the system
+    libLLVM when the first GL context is made. triton (which xgrammar requires and
+    transformers imports when present) carries its own LLVM; loaded after Mesa's, its
+    static initializers register into Mesa's LLVM option registry and crash
+    (llvm::cl::Option::addArgument, seen with libLLVM-15). Loaded first, both work.
+    Doing it here, where rendering is set up, means no caller has to remember the order.
+    """
+    if importlib.util.find_spec("triton") is not None:
+        import triton  # noqa: F401
+
+
 BACKEND = select_backend()
+if BACKEND in ("egl", "osmesa"):
+    _load_triton_first()
