@@ -27,7 +27,7 @@ def launch(argv: list[str] | None = None, block: bool = True, quiet: bool = Fals
     rt.start_camera()
 
     from app.format import CSS
-    from app.ui import build
+    from app.ui import add_camera_route, build
 
     import gradio as gr
 
@@ -38,6 +38,7 @@ def launch(argv: list[str] | None = None, block: bool = True, quiet: bool = Fals
         server_name=cfg.host, server_port=cfg.port, share=cfg.share, auth=cfg.auth, prevent_thread_lock=True,
         quiet=True, show_error=True, allowed_paths=[str(rt.history.folder.resolve())], theme=theme, css=CSS, ssr_mode=False, footer_links=["api"],
     )
+    add_camera_route(demo, rt)
     local = f"http://{'127.0.0.1' if cfg.host in ('0.0.0.0', '::') else cfg.host}:{cfg.port}"
     if not quiet:
         print(f"VLM2VLA demo running at {local}" + (f"  (share: {share_url})" if share_url else ""), flush=True)

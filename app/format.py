@@ -193,5 +193,9 @@ tr.clamped td{background:#fff7ed}.clamp{color:#c2410c;font-family:inherit}
 .await{background:#fef9c3;padding:6px 10px;border-radius:6px;font-size:13px}
 .rs{display:flex;gap:16px;flex-wrap:wrap;font-size:13px;color:#334155;padding:2px 4px}
 .rs b{color:#64748b;font-weight:500}
+.cam{background:#0f172a;border-radius:12px;padding:8px;text-align:center}
+.cam-label{color:#cbd5e1;font-size:12px;text-align:left;margin:0 0 6px 4px}
+.cam-label:before{content:"●";color:#ef4444;margin-right:6px}
+#camera-live{width:100%;max-width:340px;aspect-ratio:1/1;border-radius:8px;image-rendering:auto}
 .vqa-note{background:#f1f5f9;border-radius:8px;padding:10px 14px}
 """

@@ -95,7 +95,7 @@ class CameraFeed:
         self.period = 1.0 / fps
         self.obs: Observation | None = None
         self.frame_id = 0
-        self.jpeg: bytes = b""
+        self._jpeg: tuple[int, bytes] = (-1, b"")
         self.error = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
@@ -121,6 +121,13 @@ class CameraFeed:
         if changed:
             self.frame_id += 1
         return obs
+
+    def jpeg_frame(self) -> bytes:
+        """The current frame as JPEG, encoded once per frame however many viewers there are."""
+        fid, obs = self.frame_id, self.obs
+        if self._jpeg[0] != fid and obs is not None:
+            self._jpeg = (fid, jpeg_bytes(obs.image))
+        return self._jpeg[1]
 
     def _run(self) -> None:
         while not self._stop.is_set():

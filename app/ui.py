@@ -6,10 +6,12 @@ run, step, stop, reset, execute, edit, regenerate, proceed, retry, camera, panel
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import gradio as gr
 import numpy as np
+from fastapi import Request  # module level: FastAPI resolves the route's annotations here
 
 from app import format as fmt
 from app.plot import trajectory_figure
@@ -22,6 +24,7 @@ FALLBACK_EXAMPLES = {
     "中文": ["把胡萝卜放进锅里"],
     "हिन्दी": ["गाजर उठाओ"],
 }
+PLOT_MIN_S = 1.0  # the 3D plot is redrawn at most once a second while an episode runs
 STREAM_MIN_S = 1 / 30  # the driver's stream sends at most 30 updates a second
 
 
@@ -80,8 +83,9 @@ class Panels:
             else:
                 out.append(gr.skip())
         # the plot only when the path changes (re-drawing a 3D plot is the expensive part)
-        if force or last.get("plot") != plot_sig:
-            last["plot"] = plot_sig
+        # A 3D plot re-draw costs the browser a lot (software WebGL), so at most one a second.
+        if force or (last.get("plot") != plot_sig and time.monotonic() - last.get("plot_t", 0.0) >= PLOT_MIN_S):
+            last["plot"], last["plot_t"] = plot_sig, time.monotonic()
             out.append(self.figure(view))
         else:
             out.append(gr.skip())
@@ -123,9 +127,9 @@ def build(rt: Runtime) -> gr.Blocks:
             with gr.Tab("Robot", id="robot"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=4, min_width=320):
-                        camera = gr.Image(label="Robot camera", format="jpeg", height=340, interactive=False,
-                                          buttons=["fullscreen"], elem_id="camera")
-                        robot_state = gr.HTML(elem_id="robot-state")
+                        gr.HTML(LIVE_CAMERA_HTML, elem_id="camera")
+                        camera = gr.Image(format="jpeg", visible=False, interactive=False)  # for /camera API clients
+                        robot_state_box = gr.HTML(elem_id="robot-state")
                         instruction = gr.Textbox(label="Instruction", placeholder="pick up the carrot", lines=1,
                                                  max_lines=2, elem_id="instruction")
                         with gr.Row():
@@ -304,18 +308,25 @@ def build(rt: Runtime) -> gr.Blocks:
                 msg = f"**{e}**"
             return panels.render(sid, rt.snapshot(), force=True) + [msg]
 
-        def camera_frame(request: gr.Request):
+        def robot_state_html() -> str:
+            obs = rt.camera.obs
+            if obs is None:
+                return f'<div class="perr">{fmt._E(rt.camera.error or "no camera frame yet")}</div>'
+            return fmt.robot_state_md(obs.ee_pos, obs.gripper)
+
+        def camera_frame():
             """The latest camera frame with the gripper state and end-effector position."""
+            obs = rt.camera.obs
+            return (obs.image if obs is not None else None), robot_state_html()
+
+        def robot_state(request: gr.Request):
             sid = _sid(request)
-            feed = rt.camera
-            last = panels.sent.setdefault((sid, "camera"), {})
-            if feed.obs is None:
-                return gr.skip(), f'<div class="perr">{fmt._E(feed.error or "no camera frame yet")}</div>'
-            if last.get("frame") == feed.frame_id and request is not None and getattr(request, "session_hash", None):
-                return gr.skip(), gr.skip()
-            last["frame"] = feed.frame_id
-            obs = feed.obs
-            return obs.image, fmt.robot_state_md(obs.ee_pos, obs.gripper)
+            html = robot_state_html()
+            last = panels.sent.setdefault((sid, "robot"), {})
+            if last.get("html") == html:
+                return gr.skip()
+            last["html"] = html
+            return html
 
         def refresh(request: gr.Request):
             """The panels as they are now (watchers poll this; unchanged parts are skipped)."""
@@ -366,37 +377,91 @@ def build(rt: Runtime) -> gr.Blocks:
         hist_timer = gr.Timer(2.0)
         hist_timer.tick(history, None, [history_table, history_files], api_name="history", concurrency_limit=None,
                         show_progress="hidden", trigger_mode="always_last")
-        run_ev = run_btn.click(run, [instruction], out_msg, api_name="run", concurrency_limit=None)
-        instruction.submit(run, [instruction], out_msg, api_visibility="private", concurrency_limit=None)
-        step_btn.click(step, [instruction], out_msg, api_name="step", concurrency_limit=None)
-        exec_btn.click(execute, None, out_msg, api_name="execute", concurrency_limit=None)
-        edit_btn.click(edit, [block], out_msg, api_name="edit", concurrency_limit=None)
-        regen_btn.click(regenerate, None, out_msg, api_name="regenerate", concurrency_limit=None)
-        proceed_btn.click(proceed, None, out_msg, api_name="proceed", concurrency_limit=None)
-        retry_btn.click(retry, None, out_msg, api_name="retry", concurrency_limit=None)
+        run_ev = run_btn.click(run, [instruction], out_msg, api_name="run", concurrency_limit=None, show_progress="hidden")
+        instruction.submit(run, [instruction], out_msg, api_visibility="private", concurrency_limit=None, show_progress="hidden")
+        step_btn.click(step, [instruction], out_msg, api_name="step", concurrency_limit=None, show_progress="hidden")
+        exec_btn.click(execute, None, out_msg, api_name="execute", concurrency_limit=None, show_progress="hidden")
+        edit_btn.click(edit, [block], out_msg, api_name="edit", concurrency_limit=None, show_progress="hidden")
+        regen_btn.click(regenerate, None, out_msg, api_name="regenerate", concurrency_limit=None, show_progress="hidden")
+        proceed_btn.click(proceed, None, out_msg, api_name="proceed", concurrency_limit=None, show_progress="hidden")
+        retry_btn.click(retry, None, out_msg, api_name="retry", concurrency_limit=None, show_progress="hidden")
         stop_btn.click(stop, None, out_msg, api_name="stop", concurrency_limit=None, show_progress="hidden")
-        reset_btn.click(reset, None, out_msg, api_name="reset", concurrency_limit=None).then(
-            history, None, [history_table, history_files], api_visibility="private")
+        reset_btn.click(reset, None, out_msg, api_name="reset", concurrency_limit=None, show_progress="hidden").then(
+            history, None, [history_table, history_files], api_visibility="private", show_progress="hidden")
 
-        cam_timer = gr.Timer(1 / 10)
-        cam_timer.tick(camera_frame, None, [camera, robot_state], api_name="camera", concurrency_limit=None,
-                       show_progress="hidden", trigger_mode="always_last")
+        # The live picture is an MJPEG stream (/camera.mjpg, added in serve()); the gripper/EE line polls.
+        state_timer = gr.Timer(0.25)
+        state_timer.tick(robot_state, None, [robot_state_box], api_visibility="private", concurrency_limit=None,
+                         show_progress="hidden", trigger_mode="always_last")
+        cam_api = gr.Button(visible=False)
+        cam_api.click(camera_frame, None, [camera, robot_state_box], api_name="camera", show_progress="hidden")
         watch_timer = gr.Timer(0.25)
         watch_timer.tick(refresh, None, panel_outputs, api_name="panels", concurrency_limit=None,
                          show_progress="hidden", trigger_mode="always_last")
-        refresh_hist.click(history, None, [history_table, history_files], api_visibility="private")
-        run_ev.then(history, None, [history_table, history_files], api_visibility="private")
+        refresh_hist.click(history, None, [history_table, history_files], api_visibility="private", show_progress="hidden")
+        run_ev.then(history, None, [history_table, history_files], api_visibility="private", show_progress="hidden")
 
-        use_cam.click(camera_image, None, [vqa_image], api_name="camera_image")
+        use_cam.click(camera_image, None, [vqa_image], api_name="camera_image", show_progress="hidden")
         ask_btn.click(vqa, [vqa_image, question, adapter_off, side_by_side], [answer, answer_base], api_name="vqa",
                       concurrency_limit=1)
         question.submit(vqa, [vqa_image, question, adapter_off, side_by_side], [answer, answer_base],
                         api_visibility="private", concurrency_limit=1)
 
-        demo.load(lambda r=None: None, None, None, api_visibility="private")
-        demo.load(camera_image, None, [vqa_image], api_visibility="private")
+        demo.load(camera_image, None, [vqa_image], api_visibility="private", show_progress="hidden")
         demo.unload(on_unload)
     return demo
+
+
+LIVE_CAMERA_HTML = (
+    '<div class="cam"><div class="cam-label">Robot camera · live</div>'
+    '<img id="camera-live" src="camera.mjpg" alt="live robot camera"></div>'
+)
+
+
+def add_camera_route(demo: gr.Blocks, rt: Runtime, fps: float = 15.0) -> None:
+    """GET /camera.mjpg: the live camera as an MJPEG stream (multipart/x-mixed-replace), one JPEG per new frame.
+
+    A browser shows it with a plain <img>, frame after frame, without a Gradio event per frame —
+    so the picture stays fluid however busy the queue is. Same login as the page when --auth is set.
+    """
+    import asyncio
+
+    from fastapi import HTTPException
+    from fastapi.responses import StreamingResponse
+
+    app = demo.app
+    boundary = "frame"
+
+    def logged_in(request: Request) -> bool:
+        if getattr(app, "auth", None) is None:
+            return True
+        cid = getattr(app, "cookie_id", "")
+        token = request.cookies.get(f"access-token-{cid}") or request.cookies.get(f"access-token-unsecure-{cid}")
+        return app.tokens.get(token) is not None
+
+    async def frames(request: Request):
+        last, sent_at, sent = -1, 0.0, 0
+        yield f"--{boundary}\r\n".encode()
+        while True:  # Starlette cancels this generator when the client goes away
+            feed = rt.camera
+            now = time.monotonic()
+            # A new frame, or the same one again: browsers show a part only once the next one
+            # begins, so the first frame goes twice and a still scene is re-sent every second.
+            if feed.obs is not None and (feed.frame_id != last or sent < 2 or now - sent_at > 1.0):
+                last, sent_at, sent = feed.frame_id, now, sent + 1
+                jpeg = feed.jpeg_frame()
+                head = f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                yield head + jpeg + f"\r\n--{boundary}\r\n".encode()
+            await asyncio.sleep(1.0 / fps)
+
+    async def camera_mjpg(request: Request):
+        if not logged_in(request):
+            raise HTTPException(status_code=401, detail="log in first")
+        return StreamingResponse(frames(request), media_type=f"multipart/x-mixed-replace; boundary={boundary}",
+                                 headers={"Cache-Control": "no-store"})
+
+    app.add_api_route("/camera.mjpg", camera_mjpg, methods=["GET"], include_in_schema=False)
+    app.router.routes.insert(0, app.router.routes.pop())  # before Gradio's own catch-all routes
 
 
 NO_MODEL_TEXT = (

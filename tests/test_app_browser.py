@@ -1,0 +1,145 @@
+"""The page in a real browser: Playwright driving Debian's Chromium against the launched demo.
+
+Screenshots go to test-artifacts/ (gitignored).
+"""
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore:.*no_silent_downcasting")]
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+# Records every distinct text the action block shows, as the browser renders it.
+WATCH_ACTION_TEXT = """
+window.__actionTexts = new Set();
+new MutationObserver(() => {
+  const el = document.querySelector('#action-text');
+  if (el) window.__actionTexts.add(el.innerText.replace('▍', ''));
+}).observe(document.body, {subtree: true, childList: true, characterData: true});
+// the live camera is an MJPEG <img>: sample what it shows
+window.__frames = new Set();
+const cv = document.createElement('canvas'); cv.width = cv.height = 48;
+const cx = cv.getContext('2d', {willReadFrequently: true});
+setInterval(() => {
+  const img = document.querySelector('#camera-live');
+  if (!img || !img.naturalWidth) return;
+  cx.drawImage(img, 0, 0, 48, 48);
+  const d = cx.getImageData(0, 0, 48, 48).data;
+  let h = 0; for (let i = 0; i < d.length; i += 3) h = (h * 31 + d[i]) | 0;
+  window.__frames.add(h);
+}, 50);
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from app.__main__ import launch
+
+    logs = tmp_path_factory.mktemp("logs")
+    # Streaming slow enough to be seen, arm paced at 10 Hz so an episode has a middle.
+    demo, rt, url = launch(["--port", str(free_port()), "--stream-cps", "400", "--pace", "0.1", "--logs", str(logs)],
+                           block=False, quiet=True)
+    yield rt, url
+    rt.close()
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it when run as root)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _page(browser, url):
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = ctx.new_page()
+    page.goto(url)
+    page.wait_for_selector("#run", timeout=30_000)
+    return ctx, page
+
+
+def test_spanish_run_streams_the_hierarchy_and_a_second_tab_watches(browser, server):
+    rt, url = server
+    ctx, page = _page(browser, url)
+    ctx2, watcher = _page(browser, url)  # a second person, in another browser context
+    page.wait_for_function("document.querySelector('#camera-live').naturalWidth > 0", timeout=15_000)
+    page.evaluate(WATCH_ACTION_TEXT)
+    page.fill("#instruction textarea", "recoge la zanahoria")
+    page.click("#run")
+
+    # the subtask list appears, then the action block streams: the page shows it growing
+    page.wait_for_selector("#subtasks li.sub", timeout=30_000)
+    page.wait_for_function("window.__actionTexts.size >= 3", timeout=30_000)
+    texts = page.evaluate("[...window.__actionTexts]")
+    grown = [t for t in texts if any(o != t and o.startswith(t[:-1]) for o in texts)]
+    assert grown, f"the action text did not stream: {texts}"
+
+    # the second person sees the robot busy and watches the same episode
+    watcher.wait_for_function("document.querySelector('#status').innerText.includes('robot busy')", timeout=30_000)
+    watcher.wait_for_selector("#subtasks li.sub", timeout=30_000)
+    watcher.screenshot(path=str(ARTIFACTS / "app-watcher-busy.png"))
+
+    # the camera image changed while the arm moved
+    page.wait_for_function("window.__frames.size >= 5", timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "app-running.png"), full_page=True)
+
+    # a verdict, the 3D plot with the path, and the end of the episode
+    page.wait_for_selector("#validator .verdict", timeout=60_000)
+    page.wait_for_selector("#plot .js-plotly-plot", timeout=30_000)
+    page.wait_for_selector("#status .st-ok, #status .st-fail", timeout=120_000)
+    assert "reach for the carrot" in page.inner_text("#plot")  # the legend names the subtask
+    assert page.query_selector_all("#subtasks li.sub-done")
+    page.screenshot(path=str(ARTIFACTS / "app-done.png"), full_page=True)
+    # the lock is free again: the watcher may drive now
+    watcher.wait_for_function("!document.querySelector('#status').innerText.includes('robot busy')", timeout=30_000)
+    ctx2.close()
+    ctx.close()
+
+
+def test_stop_mid_episode_stops_the_arm(browser, server):
+    rt, url = server
+    ctx, page = _page(browser, url)
+    page.click("#reset")
+    page.wait_for_function("document.querySelector('#message').innerText.includes('new scene')", timeout=20_000)
+    page.fill("#instruction textarea", "pick up the carrot")
+    page.click("#run")
+    page.wait_for_function("document.querySelectorAll('#commands tbody tr').length >= 2", timeout=60_000)
+    page.click("#stop")
+    page.wait_for_selector("#status .st-fail", timeout=10_000)
+    assert "e-stop" in page.inner_text("#status")
+    n = len(rt.snapshot().commands)
+    pos = rt.robot.call(lambda r: r.ee_pos())
+    time.sleep(1.0)
+    assert len(rt.snapshot().commands) == n and rt.robot.safety.engaged
+    assert abs(rt.robot.call(lambda r: r.ee_pos()) - pos).max() < 2e-3
+    page.screenshot(path=str(ARTIFACTS / "app-stopped.png"), full_page=True)
+    ctx.close()
+
+
+def test_vqa_tab_says_how_to_load_a_model(browser, server):
+    _, url = server
+    ctx, page = _page(browser, url)
+    page.get_by_role("tab", name="Ask the model (VQA)").click()
+    note = page.wait_for_selector("#vqa-note", timeout=10_000)
+    assert "No model is loaded" in note.inner_text() and "--policy hf" in note.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "app-vqa.png"))
+    ctx.close()
