@@ -117,3 +117,32 @@ def test_a_second_client_is_told_the_robot_is_busy(client, server):
         job.result(timeout=30)
     finally:
         rt.robot.step_s = 0.0
+
+
+def test_exposing_the_robot_needs_a_login(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if k != "VLM2VLA_AUTH"}
+    for flags in (["--host", "0.0.0.0"], ["--share"]):
+        r = subprocess.run([sys.executable, "-m", "app", *flags], cwd=root, env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0
+        assert r.stderr.strip().count("\n") == 0 and "--auth USER:PASS" in r.stderr, r.stderr
+
+    from app.__main__ import launch
+
+    demo, rt, url = launch(["--port", str(free_port()), "--auth", "ann:pw", "--logs", str(tmp_path)], block=False, quiet=True)
+    try:
+        assert httpx.get(url + "/camera.mjpg", timeout=10).status_code == 401
+        assert httpx.get(url + "/config", timeout=10).status_code == 401
+        with pytest.raises(Exception):
+            Client(url, verbose=False)
+        image, state = Client(url, auth=("ann", "pw"), verbose=False).predict(api_name="/camera")
+        assert "end effector" in state
+    finally:
+        rt.close()
+        demo.close()

@@ -130,3 +130,19 @@ def test_camera_feed_is_fresh_and_changes_when_the_arm_moves(rt):
     assert wait_until(lambda: rt.camera.frame_id > first, 5)
     assert not np.array_equal(rt.camera.obs.image, img0)
     rt.reset("a", seed=7)
+
+
+def test_vqa_with_a_model_streams_from_the_same_weights(tiny_model_dir, tmp_path):
+    """With an hf model the VQA tab answers (a tiny random Gemma 3: the text is noise, the wiring is real)."""
+    cfg = from_args(["--policy", "hf", "--model", str(tiny_model_dir), "--pace", "0", "--logs", str(tmp_path)], env={})
+    runtime = build_runtime(cfg, camera_fps=5)
+    try:
+        assert runtime.has_model and runtime.loaded.policy == "hf"
+        image = np.zeros((64, 64, 3), np.uint8)
+        with_adapter = list(runtime.vqa(image, "What is on the table?", adapter=True))
+        base = list(runtime.vqa(image, "What is on the table?", adapter=False))
+        assert with_adapter and base and all(isinstance(p, str) for p in with_adapter + base)
+        with pytest.raises(UserError, match="type a question"):
+            runtime.vqa(image, "  ")
+    finally:
+        runtime.close()
