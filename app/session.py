@@ -162,7 +162,7 @@ class EpisodeView:
                     st.status = FAILED if not e.success else DONE
         if isinstance(e, ev.Tokens):
             self.token_times.append((time.time(), self.version + 1))
-            del self.token_times[:-200]
+            del self.token_times[:-20000]
 
     def _ensure(self, index: int, name: str = "") -> SubtaskView:
         while len(self.subtasks) <= index:
