@@ -104,8 +104,8 @@ def commands_html(view: EpisodeView | None, limit: int = 40) -> str:
         )
     more = f'<div class="more">… {len(view.commands) - limit} earlier</div>' if len(view.commands) > limit else ""
     return (
-        f'{more}<table class="cmds"><thead><tr><th>step</th><th>executed Δ (cm)</th><th>EE after (cm)</th><th>grip</th>'
-        f'<th></th></tr></thead><tbody>{"".join(reversed(rows))}</tbody></table>'
+        f'{more}<div class="cmds-wrap"><table class="cmds"><thead><tr><th>step</th><th>executed Δ (cm)</th><th>EE after (cm)</th><th>grip</th>'
+        f'<th></th></tr></thead><tbody>{"".join(reversed(rows))}</tbody></table></div>'
     )
 
 
@@ -125,9 +125,14 @@ def validator_html(view: EpisodeView | None, manual: bool = False) -> str:
         parts.append(
             f'<div class="verdict {cls}"><span class="vw">{word}</span> <b>{v.index + 1}. {_E(v.subtask)}</b>'
             f'<div class="vr">{_E(v.reason)}</div>'
-            f'<div class="vm">{_E(v.validator)} validator · {v.latency_s * 1000:.0f} ms</div></div>'
+            f'<div class="vm">{_E(v.validator)} validator · {_ms(v.latency_s)}</div></div>'
         )
     return "".join(parts)
+
+
+def _ms(seconds: float) -> str:
+    ms = seconds * 1000
+    return "<1 ms" if ms < 1 else f"{ms:.0f} ms" if ms < 10_000 else f"{seconds:.1f} s"
 
 
 def robot_state_md(ee_pos, gripper: float) -> str:
@@ -178,9 +183,10 @@ pre.actions,.sub-stream pre{white-space:pre-wrap;word-break:break-word;backgroun
 .cursor{animation:blink 1s steps(1) infinite;color:#60a5fa}
 @keyframes blink{50%{opacity:0}}
 .perr{color:#b91c1c;font-size:13px}
-#commands{max-height:230px;overflow-y:auto}
+.cmds-wrap{max-height:250px;overflow-y:auto}
 table.cmds{width:100%;font-size:12px;border-collapse:collapse}
-table.cmds td,table.cmds th{border:none !important;padding:2px 6px !important;white-space:nowrap}
+table.cmds,table.cmds tr{border:none !important}
+table.cmds td,table.cmds th{border:none !important;border-bottom:1px solid #f1f5f9 !important;padding:2px 6px !important;white-space:nowrap;background:transparent}
 table.cmds th{text-align:left;color:#64748b;font-weight:500;border-bottom:1px solid #e2e8f0}
 table.cmds td{padding:2px 4px;font-family:ui-monospace,monospace}
 tr.clamped td{background:#fff7ed}.clamp{color:#c2410c;font-family:inherit}

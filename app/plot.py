@@ -39,7 +39,7 @@ def trajectory_figure(
     workspace: Workspace | None = None,
     objects: Mapping[str, Vec] | None = None,
     current: Vec | None = None,
-    height: int = 420,
+    height: int = 460,
 ) -> go.Figure:
     """`path`: (ee position m, subtask index); `targets`: (commanded position, subtask index, clamped)."""
     fig = go.Figure()
@@ -97,8 +97,9 @@ def trajectory_figure(
         xaxis=dict(title="x forward (m)", **axis),
         yaxis=dict(title="y left (m)", **axis),
         zaxis=dict(title="z up (m)", **axis),
-        aspectmode="data",
-        camera=dict(eye=dict(x=-1.5, y=-1.4, z=0.9)),
+        aspectmode="manual",
+        aspectratio=dict(x=1.0, y=1.1, z=0.75),
+        camera=dict(eye=dict(x=-1.25, y=-1.2, z=0.75), center=dict(x=0, y=0, z=-0.1)),
     )
     if workspace is not None:
         pad = 0.03
@@ -106,8 +107,8 @@ def trajectory_figure(
         scene["yaxis"]["range"] = [workspace.low[1] - pad, workspace.high[1] + pad]
         scene["zaxis"]["range"] = [workspace.low[2] - pad, workspace.high[2] + pad]
     fig.update_layout(
-        scene=scene, height=height, margin=dict(l=0, r=0, t=10, b=0), uirevision="keep",
-        legend=dict(orientation="h", yanchor="bottom", y=0.0, x=0.0, font=dict(size=11)),
+        scene=scene, height=height, margin=dict(l=0, r=0, t=0, b=0), uirevision="keep",
+        legend=dict(orientation="h", yanchor="top", y=-0.02, x=0.0, font=dict(size=10.5)),
         paper_bgcolor="rgba(0,0,0,0)",
     )
     return fig

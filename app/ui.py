@@ -133,21 +133,18 @@ def build(rt: Runtime) -> gr.Blocks:
                         instruction = gr.Textbox(label="Instruction", placeholder="pick up the carrot", lines=1,
                                                  max_lines=2, elem_id="instruction")
                         with gr.Row():
-                            run_btn = gr.Button("▶ Run", variant="primary", elem_id="run")
-                            step_btn = gr.Button("⏯ Step-through", elem_id="step")
+                            run_btn = gr.Button("▶ Run", variant="primary", elem_id="run", min_width=90)
+                            step_btn = gr.Button("⏯ Step", elem_id="step", min_width=90)
                         with gr.Row():
-                            stop_btn = gr.Button("■ Stop", variant="stop", elem_id="stop")
-                            reset_btn = gr.Button("↺ Reset scene", elem_id="reset")
+                            stop_btn = gr.Button("■ Stop", variant="stop", elem_id="stop", min_width=90)
+                            reset_btn = gr.Button("↺ Reset scene", elem_id="reset", min_width=90)
                         gr.Examples(examples=[[s] for s, _ in examples], inputs=[instruction],
                                     label="Examples — English · Español · 中文 · हिन्दी", examples_per_page=12)
-                    with gr.Column(scale=7, min_width=480):
-                        with gr.Row(equal_height=False):
-                            with gr.Column(scale=1):
-                                gr.Markdown("#### Subtasks")
-                                subtasks = gr.HTML(fmt.subtasks_html(None), elem_id="subtasks")
-                            with gr.Column(scale=1):
-                                gr.Markdown("#### Plan → actions")
-                                stream = gr.HTML(fmt.stream_html(None), elem_id="stream")
+                    with gr.Column(scale=5, min_width=360):
+                        gr.Markdown("#### Subtasks")
+                        subtasks = gr.HTML(fmt.subtasks_html(None), elem_id="subtasks")
+                        gr.Markdown("#### Plan → actions")
+                        stream = gr.HTML(fmt.stream_html(None), elem_id="stream")
                         with gr.Row(visible=False, elem_id="step-controls") as step_row:
                             with gr.Column():
                                 block = gr.Textbox(label="Action block (edit, then Apply edit — re-parsed and safety-filtered)",
@@ -159,15 +156,13 @@ def build(rt: Runtime) -> gr.Blocks:
                         with gr.Row(visible=False, elem_id="verdict-controls") as verdict_row:
                             proceed_btn = gr.Button("✓ Done — proceed", variant="primary", elem_id="proceed")
                             retry_btn = gr.Button("↻ Not done — retry", elem_id="retry")
-                        with gr.Row(equal_height=False):
-                            with gr.Column(scale=1):
-                                gr.Markdown("#### Validator")
-                                validator = gr.HTML(fmt.validator_html(None, loaded.validator == "manual"), elem_id="validator")
-                            with gr.Column(scale=1):
-                                gr.Markdown("#### Executed commands")
-                                commands = gr.HTML(fmt.commands_html(None), elem_id="commands")
-                        plot = gr.Plot(label="End-effector path (coloured by subtask), targets, workspace, objects",
+                        gr.Markdown("#### Validator")
+                        validator = gr.HTML(fmt.validator_html(None, loaded.validator == "manual"), elem_id="validator")
+                    with gr.Column(scale=6, min_width=400):
+                        plot = gr.Plot(label="End-effector path by subtask · commanded targets · workspace · objects",
                                        elem_id="plot")
+                        gr.Markdown("#### Executed commands")
+                        commands = gr.HTML(fmt.commands_html(None), elem_id="commands")
             with gr.Tab("Ask the model (VQA)", id="vqa"):
                 if not rt.has_model:
                     gr.HTML(f'<div class="vqa-note">{fmt._E(NO_MODEL_TEXT)}</div>', elem_id="vqa-note")
