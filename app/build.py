@@ -16,16 +16,15 @@ def _sim(cfg: AppConfig):
 
 
 def _widowx(cfg: AppConfig):
-    try:
-        from robot.widowx import WidowX  # noqa: F401
-    except ImportError as e:
-        raise ConfigError(f"--robot widowx is not available here: {e}") from e
-    from robot import widowx
+    from robot.camera import Camera, CameraConfig
+    from robot.widowx import WidowX
 
-    kwargs: dict[str, Any] = {}
-    if cfg.camera is not None:
-        kwargs["camera"] = int(cfg.camera) if cfg.camera.isdigit() else cfg.camera
-    return widowx.WidowX(**kwargs)
+    source = cfg.camera if cfg.camera is not None else "0"
+    camera = Camera(CameraConfig(source=int(source) if source.isdigit() else source))
+    arm = WidowX(camera=camera)
+    arm.connect()  # no interbotix_xs_modules: WidowXUnavailable (an ImportError) naming what to install
+    camera.start()
+    return arm
 
 
 def build_runtime(cfg: AppConfig, camera_fps: float = 12.0) -> Runtime:
