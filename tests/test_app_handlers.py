@@ -146,3 +146,26 @@ def test_vqa_with_a_model_streams_from_the_same_weights(tiny_model_dir, tmp_path
             runtime.vqa(image, "  ")
     finally:
         runtime.close()
+
+
+def test_manual_validator_waits_for_the_two_buttons(tmp_path):
+    cfg = from_args(["--validator", "manual", "--stream-cps", "0", "--pace", "0", "--logs", str(tmp_path)], env={})
+    runtime = build_runtime(cfg, camera_fps=5)
+    try:
+        assert runtime.loaded.validator == "manual"
+        runtime.start("pick up the carrot", "a")
+        assert wait_until(lambda: runtime.view.awaiting == "verdict", 30)
+        panels = Panels(runtime).render("a", runtime.snapshot())
+        assert "Manual validator" in panels[4]
+        with pytest.raises(Busy):
+            runtime.verdict("b", True)
+        runtime.verdict("a", False)  # not done → a retry of the same subtask
+        assert wait_until(lambda: runtime.view.retries == 1 and runtime.view.awaiting == "verdict", 30)
+        runtime.verdict("a", True)
+        assert wait_until(lambda: len(runtime.view.verdicts) == 2, 10)
+        v = runtime.snapshot().verdicts
+        assert [x.done for x in v] == [False, True] and v[0].validator == "manual"
+        runtime.stop("a")
+        assert wait_until(lambda: not runtime.running, 10)
+    finally:
+        runtime.close()
