@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore:.*no_silent_downcasting")]
+pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
+              pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]  # inside gradio's Dataframe
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -143,3 +144,20 @@ def test_vqa_tab_says_how_to_load_a_model(browser, server):
     assert "No model is loaded" in note.inner_text() and "--policy hf" in note.inner_text()
     page.screenshot(path=str(ARTIFACTS / "app-vqa.png"))
     ctx.close()
+
+
+def test_closing_the_drivers_tab_stops_the_arm_and_frees_the_robot(browser, server):
+    rt, url = server
+    ctx, page = _page(browser, url)
+    page.click("#reset")
+    page.wait_for_function("document.querySelector('#message').innerText.includes('new scene')", timeout=20_000)
+    page.fill("#instruction textarea", "pick up the carrot")
+    page.click("#run")
+    page.wait_for_function("document.querySelectorAll('#commands tbody tr').length >= 1", timeout=60_000)
+    assert rt.lock.holder is not None
+    ctx.close()  # the tab goes away
+    deadline = time.time() + 30
+    while time.time() < deadline and (rt.lock.holder is not None or rt.running):
+        time.sleep(0.1)
+    assert rt.lock.holder is None and not rt.running
+    assert rt.snapshot().success is False

@@ -7,7 +7,8 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting")  # inside gradio's Dataframe
+pytestmark = [pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),  # inside gradio's Dataframe
+              pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
 
 ENDPOINTS = ["/run", "/step", "/execute", "/edit", "/regenerate", "/proceed", "/retry", "/stop", "/reset",
              "/camera", "/panels", "/history", "/camera_image", "/vqa"]
