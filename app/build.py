@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from app.config import AppConfig, ConfigError
 from app.robot_access import SharedRobot

@@ -203,5 +203,5 @@ tr.clamped td{background:#fff7ed}.clamp{color:#c2410c;font-family:inherit}
 .cam-label{color:#cbd5e1;font-size:12px;text-align:left;margin:0 0 6px 4px}
 .cam-label:before{content:"●";color:#ef4444;margin-right:6px}
 #camera-live{width:100%;max-width:340px;aspect-ratio:1/1;border-radius:8px;image-rendering:auto}
-.vqa-note{background:#f1f5f9;border-radius:8px;padding:10px 14px}
+.vqa-note{background:#f1f5f9;border-radius:8px;padding:10px 14px;white-space:pre-wrap}
 """

@@ -1,7 +1,8 @@
 """The Gradio 6 page. All logic lives in Runtime / EpisodeView / format / plot; this file wires it.
 
 Every action is a named API endpoint (api_name), so gradio_client can drive the demo:
-run, step, stop, reset, execute, edit, regenerate, proceed, retry, camera, panels, vqa, history.
+run, step, execute, edit, regenerate, proceed, retry, stop, reset, camera, camera_image, panels, history, vqa
+(listed in the README). The live picture is an MJPEG stream at /camera.mjpg.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ import time
 from typing import Any
 
 import gradio as gr
-import numpy as np
 from fastapi import Request  # module level: FastAPI resolves the route's annotations here
 
 from app import format as fmt
 from app.plot import trajectory_figure
-from app.runtime import Runtime, UserError
+from app.runtime import NO_MODEL_MESSAGE, Runtime, UserError
 from app.session import EpisodeView
 
 FALLBACK_EXAMPLES = {
@@ -60,7 +60,6 @@ class Panels:
         busy = rt.lock.busy_for(sid)
         driver = rt.lock.held_by(sid) or (view is not None and view.driver == sid)
         manual = rt.loaded.validator == "manual"
-        cur = view.current if view is not None else -1
         plot_sig = (id(rt.view), rt.seed, len(view.commands), len(view.subtasks)) if view else (None, rt.seed)
         waiting = view.awaiting if view is not None and not view.finished else None
         block = view.proposed.actions if (view is not None and waiting == "execute" and view.proposed) else None
@@ -165,7 +164,7 @@ def build(rt: Runtime) -> gr.Blocks:
                         commands = gr.HTML(fmt.commands_html(None), elem_id="commands")
             with gr.Tab("Ask the model (VQA)", id="vqa"):
                 if not rt.has_model:
-                    gr.HTML(f'<div class="vqa-note">{fmt._E(NO_MODEL_TEXT)}</div>', elem_id="vqa-note")
+                    gr.HTML(f'<div class="vqa-note">{fmt._E(NO_MODEL_MESSAGE)}</div>', elem_id="vqa-note")
                 with gr.Row():
                     with gr.Column(scale=1):
                         vqa_image = gr.Image(label="Image (the current camera view, or upload one)", sources=["upload", "clipboard"],
@@ -455,10 +454,3 @@ def add_camera_route(demo: gr.Blocks, rt: Runtime, fps: float = 10.0) -> None:
     app.router.routes.insert(0, app.router.routes.pop())  # before Gradio's own catch-all routes
 
 
-NO_MODEL_TEXT = (
-    "No model is loaded: the scripted policy speaks from the simulator's ground truth, so there is nothing to ask. "
-    "Start the demo with a Gemma 3 model to chat about the camera image — "
-    "`python -m app --policy hf --model google/gemma-3-12b-it --adapter PATH` (transformers, in-process), or "
-    "`python -m app --policy openai --server http://localhost:8000/v1 --model vlm2vla` (vLLM). "
-    "Offline, `python -m training.tiny` builds a tiny random Gemma 3 in tiny/ to try the wiring."
-)

@@ -141,7 +141,7 @@ def test_vqa_tab_says_how_to_load_a_model(browser, server):
     ctx, page = _page(browser, url)
     page.get_by_role("tab", name="Ask the model (VQA)").click()
     note = page.wait_for_selector("#vqa-note", timeout=10_000)
-    assert "No model is loaded" in note.inner_text() and "--policy hf" in note.inner_text()
+    assert "no language model loaded" in note.inner_text() and "--policy hf" in note.inner_text()
     page.screenshot(path=str(ARTIFACTS / "app-vqa.png"))
     ctx.close()
 
