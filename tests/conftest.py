@@ -20,3 +20,14 @@ def tiny_model_dir(tmp_path_factory):
     from training.tiny import build_tiny
 
     return build_tiny(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def pytest_collection_finish(session):
+    """Move everything imported during collection (torch, transformers, gradio, ...) out of
+    the garbage collector's sight. Without this, each full collection walks millions of
+    long-lived objects and stalls every thread of the in-process app server for tens of
+    milliseconds, enough to make its streaming and timing look broken in the browser tests."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
