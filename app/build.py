@@ -50,7 +50,7 @@ def build_runtime(cfg: AppConfig, camera_fps: float = 12.0) -> Runtime:
     def make_policy(instruction: str):
         task = None
         if cfg.robot == "sim" and (cfg.policy == "scripted" or cfg.validator == "sim"):
-            from app.instructions import match_instruction
+            from robot.sim.instructions import match_instruction
 
             task = match_instruction(instruction).task
             current = getattr(raw, "task", None)
@@ -66,7 +66,10 @@ def build_runtime(cfg: AppConfig, camera_fps: float = 12.0) -> Runtime:
         else:
             backend = model_backend
         if cfg.validator == "sim":
-            validator = make_validator("sim", check=lambda index: task.subtask_done(raw, index))
+            from policy.validators import SimValidator
+
+            # a model may plan more subtasks than the task has: for_task judges those by task success
+            validator = SimValidator.for_task(task, raw)
         elif cfg.validator == "manual":
             validator = make_validator("manual")  # a fresh answer queue per episode
         else:

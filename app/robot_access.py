@@ -55,7 +55,7 @@ class SharedRobot:
         rest = self.step_s - (time.perf_counter() - t0)
         # Pace to the control rate, but wake at once when the e-stop is pressed.
         if rest > 0 and not self.safety.engaged:
-            self.safety._estop.wait(rest)
+            self.safety.wait_engaged(rest)
         return cmd
 
     def home(self) -> None:

@@ -31,7 +31,7 @@ STREAM_MIN_S = 1 / 30  # the driver's stream sends at most 30 updates a second
 def example_instructions() -> list[list[str]]:
     """[[instruction, language], ...] from the simulator's templates in assets/instructions.json."""
     try:
-        from app.instructions import examples
+        from robot.sim.instructions import examples
 
         return [[text, lang] for text, lang in examples()]
     except (ImportError, OSError, KeyError, ValueError):

@@ -15,7 +15,6 @@ import argparse
 import os
 import sys
 import time
-import unicodedata
 from typing import Any
 
 from policy.events import (
@@ -38,31 +37,15 @@ class CLIError(Exception):
     pass
 
 
-def _norm(s: str) -> str:
-    s = unicodedata.normalize("NFKC", s).lower().strip()
-    return " ".join("".join(ch for ch in s if ch.isalnum() or ch.isspace() or ord(ch) > 0x2E80).split())
-
-
 def match_instruction(text: str) -> tuple[Any, str]:
-    """The sim task an instruction names (exact template match in any language) and its language."""
-    from robot.sim import tasks as T
-    from robot.sim.scene import CONTAINERS, FLAGS, PICKABLES
+    """The sim task an instruction names, in any of the sim's languages, and that language."""
+    from robot.sim.instructions import match_instruction as match
 
-    want = _norm(text)
-    candidates = []
-    for name, cls in T.TASKS.items():
-        if name == "pick_up_semantic":
-            candidates += [cls(flag=f) for f in FLAGS]
-        elif name == "pick_up":
-            candidates += [cls(object=o) for o in PICKABLES]
-        else:
-            candidates += [cls(object=o, target=t) for o in PICKABLES for t in CONTAINERS]
-    for task in candidates:
-        for lang in T.languages():
-            if _norm(task.instruction(lang)) == want:
-                return task, lang
-    examples = "; ".join(c.instruction("en") for c in candidates[:: max(1, len(candidates) // 4)])
-    raise CLIError(f"no simulated task matches the instruction {text!r}; give --task NAME, or an instruction such as: {examples}")
+    try:
+        m = match(text)
+    except ValueError as e:
+        raise CLIError(f"{e} Or give --task NAME.") from None
+    return m.task, m.lang
 
 
 # ---------------------------------------------------------------------------- printing

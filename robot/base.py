@@ -173,6 +173,13 @@ class SafetyFilter:
     def engaged(self) -> bool:
         return self._estop.is_set()
 
+    def wait_engaged(self, timeout: float) -> bool:
+        """Sleep up to `timeout` seconds, waking at once if the e-stop is engaged; True if it is.
+
+        For code that paces motion (a 5 Hz step shown in real time) and must not sleep
+        through a Stop."""
+        return self._estop.wait(timeout)
+
     def check(self) -> None:
         """Raise `EStopEngaged` if the latch is set."""
         if self._estop.is_set():

@@ -57,7 +57,7 @@ def test_cli_openai_backend_against_the_test_server(capsys, chat_server):
     [
         (["--policy", "hf", "--task", "pick_up"], "--policy hf needs --model"),
         (["--policy", "openai", "--task", "pick_up"], "--policy openai needs --server"),
-        (["--instruction", "juggle three eggs"], "no simulated task matches"),
+        (["--instruction", "juggle three eggs"], "the simulator has no task like"),
         (["--task", "juggle"], "unknown task"),
         (["--policy", "hf", "--model", "/nonexistent/model", "--task", "pick_up"], "does not exist"),
         (["--task", "pick_up", "--validator", "gemini"], "GEMINI_API_KEY"),

@@ -82,3 +82,15 @@ def test_bad_configs_are_refused():
         SafetyFilter(SafetyConfig(max_step=float("nan")))
     with pytest.raises(SafetyError, match="3-vectors"):
         SafetyFilter().filter(np.zeros(2), np.zeros(3))
+
+
+def test_wait_engaged_wakes_on_estop():
+    import threading
+    import time
+
+    f = SafetyFilter()
+    t0 = time.perf_counter()
+    assert f.wait_engaged(0.05) is False and time.perf_counter() - t0 >= 0.05
+    threading.Timer(0.05, f.estop).start()
+    t0 = time.perf_counter()
+    assert f.wait_engaged(5.0) is True and time.perf_counter() - t0 < 2.0

@@ -1,6 +1,7 @@
 """Typed instruction → simulated task, in any of the languages of assets/instructions.json.
 
-The scripted policy and the sim validator need to know which task the person means.
+The scripted policy and the sim validator need to know which task the person means;
+the web demo and the `python -m policy` CLI both ask here.
 Every task × parameter × language is rendered with the sim's own templates
 (`Task.instruction(lang)`); the typed text matches one exactly (after case, spacing and
 punctuation are normalised) or, failing that, the closest one above a similarity
