@@ -279,3 +279,11 @@ def test_loss_falls_on_a_dlan_made_from_sim_episodes(tiny_model_dir, tmp_path):
     assert s["global_step"] == 30 and np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.2, losses
     lm = load_model(tiny_model_dir, adapter=tmp_path / "run")
     assert lm.codec.name == "verbalized" and hasattr(lm.model, "disable_adapter")
+
+
+def test_full_finetune_writes_a_model_card_not_an_adapter_card(tiny_model_dir, dlan, tmp_path):
+    out = tmp_path / "full"
+    finetune(_cfg(tiny_model_dir, dlan, out, max_steps=1, full_finetune=True))
+    card = (out / "README.md").read_text()
+    assert "# VLM2VLA fully finetuned model" in card and "library_name: transformers" in card
+    assert "LoRA r=" not in card

@@ -473,7 +473,21 @@ def _card(s: dict) -> str:
         shown.append(losses[-1])
     rows = "\n".join(f"| {h['step']} | {h['loss']:.4f} |" for h in shown)
     ev = f"{s['eval_loss']:.4f}" if s["eval_loss"] is not None else "n/a (no held-out episodes)"
-    return f"""---
+    if c.get("full_finetune"):  # every weight trained: a whole model, not an adapter
+        front = f"""---
+library_name: transformers
+base_model: {s['base']}
+tags: [vlm2vla, full-finetune, trl, sft, robotics]
+---
+# VLM2VLA fully finetuned model
+
+Every weight of `{s['base']}` trained with `python -m training.finetune --full-finetune` on the
+verbalized robot dataset `{s['data']}` (the comparison run for LoRA). Load it with
+`policy.model.load_model(this_folder)`.
+"""
+        method = "- full finetune: every weight trained"
+    else:
+        front = f"""---
 library_name: peft
 base_model: {s['base']}
 tags: [vlm2vla, lora, trl, sft, robotics]
@@ -483,6 +497,9 @@ tags: [vlm2vla, lora, trl, sft, robotics]
 LoRA adapter for `{s['base']}` trained with `python -m training.finetune` on the verbalized
 robot dataset `{s['data']}`. Load it with `policy.model.load_model(base, adapter=this_folder)`,
 or serve it with `vllm serve {s['base']} --enable-lora --lora-modules vlm2vla=<this folder>`.
+"""
+        method = f"- LoRA r={c['lora_r']}, alpha={c['lora_alpha']}, dropout={c['lora_dropout']}, targets: {c['lora_targets']}"
+    return front + f"""
 
 ## Data
 - episodes: {s['episodes']['train']} train, {s['episodes']['eval']} held out (split by episode)
@@ -490,7 +507,7 @@ or serve it with `vllm serve {s['base']} --enable-lora --lora-modules vlm2vla=<t
 - action codec: `{s['action_codec']}`{'' if not s['digit_tokens'] else ' — digits spelled ' + ', '.join(f'{i}={t!r}' for i, t in enumerate(s['digit_tokens']))}
 
 ## Hyperparameters
-- LoRA r={c['lora_r']}, alpha={c['lora_alpha']}, dropout={c['lora_dropout']}, targets: {c['lora_targets']}
+{method}
 - lr {c['learning_rate']} ({c['lr_scheduler']}, warm-up {c['warmup_steps']} steps), effective batch {c['batch_size']}
   ({c['per_device_batch_size']} per device x {s['gradient_accumulation_steps']} accumulation x {s['world_size']} devices)
 - max length {c['max_length']}, epochs {c['epochs']}, max steps {c['max_steps']}, seed {c['seed']}
