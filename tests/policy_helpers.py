@@ -11,17 +11,6 @@ import pytest
 LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """The tiny model's matrices are too small to split; on two busy cores one thread is faster and steadier."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def tiny_adapter_dir(tiny_model_dir, tmp_path_factory):
     """A LoRA adapter on the tiny model (PEFT format), random B != 0 so it changes the outputs."""

@@ -3,17 +3,21 @@
 Screenshots go to test-artifacts/ (gitignored).
 """
 
-import socket
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.app_helpers import running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
               pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]  # inside gradio's Dataframe
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
+# The longest sim task (~50 arm steps, 5 s at the test server's pace): tests that must
+# interrupt an episode use it, so the episode cannot end first on a loaded machine.
+LONG_TASK = "put the carrot on the plate, then pick it up again and lift it"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -39,23 +43,11 @@ setInterval(() => {
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from app.__main__ import launch
-
-    logs = tmp_path_factory.mktemp("logs")
     # Streaming slow enough to be seen, arm paced at 10 Hz so an episode has a middle.
-    demo, rt, url = launch(["--port", str(free_port()), "--stream-cps", "400", "--pace", "0.1", "--logs", str(logs)],
-                           block=False, quiet=True)
-    yield rt, url
-    rt.close()
-    demo.close()
+    with running_app(tmp_path_factory.mktemp("logs"), "--stream-cps", "400", "--pace", "0.1") as (rt, url):
+        yield rt, url
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +113,7 @@ def test_stop_mid_episode_stops_the_arm(browser, server):
     ctx, page = _page(browser, url)
     page.click("#reset")
     page.wait_for_function("document.querySelector('#message').innerText.includes('new scene')", timeout=20_000)
-    page.fill("#instruction textarea", "pick up the carrot")
+    page.fill("#instruction textarea", LONG_TASK)  # still running when Stop lands, however loaded the machine
     page.click("#run")
     page.wait_for_function("document.querySelectorAll('#commands tbody tr').length >= 2", timeout=60_000)
     page.click("#stop")
@@ -151,7 +143,7 @@ def test_closing_the_drivers_tab_stops_the_arm_and_frees_the_robot(browser, serv
     ctx, page = _page(browser, url)
     page.click("#reset")
     page.wait_for_function("document.querySelector('#message').innerText.includes('new scene')", timeout=20_000)
-    page.fill("#instruction textarea", "pick up the carrot")
+    page.fill("#instruction textarea", LONG_TASK)  # still running when the server notices the closed tab
     page.click("#run")
     page.wait_for_function("document.querySelectorAll('#commands tbody tr').length >= 1", timeout=60_000)
     assert rt.lock.holder is not None

@@ -1,8 +1,9 @@
 """Every documented endpoint of the demo, driven with gradio_client against a launched server."""
 
-import socket
 
 import pytest
+
+from tests.app_helpers import running_app
 
 from gradio_client import Client
 from gradio_client.exceptions import AppError
@@ -14,22 +15,10 @@ ENDPOINTS = ["/run", "/step", "/execute", "/edit", "/regenerate", "/proceed", "/
              "/camera", "/panels", "/history", "/camera_image", "/vqa"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from app.__main__ import launch
-
-    logs = tmp_path_factory.mktemp("logs")
-    demo, rt, url = launch(["--port", str(free_port()), "--stream-cps", "0", "--pace", "0", "--logs", str(logs)],
-                           block=False, quiet=True)
-    yield rt, url
-    rt.close()
-    demo.close()
+    with running_app(tmp_path_factory.mktemp("logs"), "--stream-cps", "0", "--pace", "0") as (rt, url):
+        yield rt, url
 
 
 @pytest.fixture(scope="module")
@@ -134,16 +123,10 @@ def test_exposing_the_robot_needs_a_login(tmp_path):
         assert r.returncode != 0
         assert r.stderr.strip().count("\n") == 0 and "--auth USER:PASS" in r.stderr, r.stderr
 
-    from app.__main__ import launch
-
-    demo, rt, url = launch(["--port", str(free_port()), "--auth", "ann:pw", "--logs", str(tmp_path)], block=False, quiet=True)
-    try:
+    with running_app(tmp_path, "--auth", "ann:pw") as (rt, url):
         assert httpx.get(url + "/camera.mjpg", timeout=10).status_code == 401
         assert httpx.get(url + "/config", timeout=10).status_code == 401
         with pytest.raises(Exception):
             Client(url, verbose=False)
         image, state = Client(url, auth=("ann", "pw"), verbose=False).predict(api_name="/camera")
         assert "end effector" in state
-    finally:
-        rt.close()
-        demo.close()

@@ -26,7 +26,7 @@ from policy.events import (
 )
 from policy.loop import ClosedLoop, LoopConfig, load_log
 from policy.validators import ManualValidator, NoneValidator, SimValidator
-from tests.policy_helpers import one_thread, tiny_adapter_dir, tiny_backend  # noqa: F401
+from tests.policy_helpers import tiny_adapter_dir, tiny_backend  # noqa: F401
 
 sim_mod = pytest.importorskip("robot.sim.robot")
 from robot.sim.expert import ScriptedExpert  # noqa: E402

@@ -8,7 +8,7 @@ from PIL import Image
 from policy.prompts import action_prompt, chat_sample, format_plan_actions
 from training.tiny import TINY_SPECIAL_TOKENS, build_tiny, main
 
-torch.set_num_threads(2)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")
