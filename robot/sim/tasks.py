@@ -19,6 +19,7 @@ Instructions come from assets/instructions.json in English, Spanish, Mandarin an
 
 from __future__ import annotations
 
+import abc
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -114,7 +115,9 @@ def reached(sim: "SimRobot", obj: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Task:
+class Task(abc.ABC):
+    """A simulated task: its instruction in every language, its phases, and checks from sim state."""
+
     name: ClassVar[str] = ""
     layout: ClassVar[str] = "free"
 
@@ -124,17 +127,20 @@ class Task:
             raise ValueError(f"no instructions in language {lang!r}; choose one of {', '.join(table['languages'])}")
         return table["templates"][self.name][lang].format(**self._words(lang))
 
+    @abc.abstractmethod
     def _words(self, lang: str) -> dict[str, str]:
-        raise NotImplementedError
+        """See the subclasses."""
 
+    @abc.abstractmethod
     def phases(self, sim: "SimRobot") -> list[Phase]:
-        raise NotImplementedError
+        """See the subclasses."""
 
     def subtasks(self, sim: "SimRobot") -> list[str]:
         return [p.phrase for p in self.phases(sim)]
 
+    @abc.abstractmethod
     def success(self, sim: "SimRobot") -> bool:
-        raise NotImplementedError
+        """See the subclasses."""
 
     def subtask_done(self, sim: "SimRobot", index: int) -> bool:
         """Ground truth: is subtask `index` of this episode accomplished in the current state?"""
