@@ -158,13 +158,12 @@ class HFBackend:
             logits_processor=processors or None,
             stopping_criteria=StoppingCriteriaList([_Cancel()]),
         )
-        if not adapter and not self.has_adapter:
-            pass  # no adapter loaded: the base model is all there is
         error: list[BaseException] = []
         if not self._lock.acquire(timeout=600):
             raise BackendError("the hf backend is busy with another generation (waited 10 minutes)")
 
         def work() -> None:
+            # adapter=False answers as the base model; with no adapter loaded the base is all there is
             ctx = self.model.disable_adapter() if (not adapter and self.has_adapter) else contextlib.nullcontext()
             try:
                 with ctx, torch.inference_mode():
