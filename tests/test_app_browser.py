@@ -18,6 +18,11 @@ CHROMIUM = "/usr/bin/chromium"
 # The longest sim task (~50 arm steps, 5 s at the test server's pace): tests that must
 # interrupt an episode use it, so the episode cannot end first on a loaded machine.
 LONG_TASK = "put the carrot on the plate, then pick it up again and lift it"
+# How long to wait for the page. Generous on purpose: Chromium draws the 3D plot with
+# software WebGL, and on a loaded 2-core machine the page can lag the server by tens of
+# seconds (measured: the Spanish run took 31 s with both cores busy, 4 s idle). What the
+# tests assert — the arm stopped, the lock released — is checked on the server, exactly.
+PATIENCE_MS = 90_000
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -66,7 +71,7 @@ def _page(browser, url):
     ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
     page = ctx.new_page()
     page.goto(url)
-    page.wait_for_selector("#run", timeout=30_000)
+    page.wait_for_selector("#run", timeout=PATIENCE_MS)
     return ctx, page
 
 
@@ -74,36 +79,36 @@ def test_spanish_run_streams_the_hierarchy_and_a_second_tab_watches(browser, ser
     rt, url = server
     ctx, page = _page(browser, url)
     ctx2, watcher = _page(browser, url)  # a second person, in another browser context
-    page.wait_for_function("document.querySelector('#camera-live').naturalWidth > 0", timeout=15_000)
+    page.wait_for_function("document.querySelector('#camera-live').naturalWidth > 0", timeout=PATIENCE_MS)
     page.evaluate(WATCH_ACTION_TEXT)
     page.fill("#instruction textarea", "recoge la zanahoria")
     page.click("#run")
 
     # the subtask list appears, then the action block streams: the page shows it growing
-    page.wait_for_selector("#subtasks li.sub", timeout=30_000)
-    page.wait_for_function("window.__actionTexts.size >= 3", timeout=30_000)
+    page.wait_for_selector("#subtasks li.sub", timeout=PATIENCE_MS)
+    page.wait_for_function("window.__actionTexts.size >= 3", timeout=PATIENCE_MS)
     texts = page.evaluate("[...window.__actionTexts]")
     grown = [t for t in texts if any(o != t and o.startswith(t[:-1]) for o in texts)]
     assert grown, f"the action text did not stream: {texts}"
 
     # the second person sees the robot busy and watches the same episode
-    watcher.wait_for_function("document.querySelector('#status').innerText.includes('robot busy')", timeout=30_000)
-    watcher.wait_for_selector("#subtasks li.sub", timeout=30_000)
+    watcher.wait_for_function("document.querySelector('#status').innerText.includes('robot busy')", timeout=PATIENCE_MS)
+    watcher.wait_for_selector("#subtasks li.sub", timeout=PATIENCE_MS)
     watcher.screenshot(path=str(ARTIFACTS / "app-watcher-busy.png"))
 
     # the camera image changed while the arm moved
-    page.wait_for_function("window.__frames.size >= 5", timeout=30_000)
+    page.wait_for_function("window.__frames.size >= 5", timeout=PATIENCE_MS)
     page.screenshot(path=str(ARTIFACTS / "app-running.png"), full_page=True)
 
     # a verdict, the 3D plot with the path, and the end of the episode
-    page.wait_for_selector("#validator .verdict", timeout=60_000)
-    page.wait_for_selector("#plot .js-plotly-plot", timeout=30_000)
-    page.wait_for_selector("#status .st-ok, #status .st-fail", timeout=120_000)
+    page.wait_for_selector("#validator .verdict", timeout=PATIENCE_MS)
+    page.wait_for_selector("#plot .js-plotly-plot", timeout=PATIENCE_MS)
+    page.wait_for_selector("#status .st-ok, #status .st-fail", timeout=2 * PATIENCE_MS)
     assert "reach for the carrot" in page.inner_text("#plot")  # the legend names the subtask
     assert page.query_selector_all("#subtasks li.sub-done")
     page.screenshot(path=str(ARTIFACTS / "app-done.png"), full_page=True)
     # the lock is free again: the watcher may drive now
-    watcher.wait_for_function("!document.querySelector('#status').innerText.includes('robot busy')", timeout=30_000)
+    watcher.wait_for_function("!document.querySelector('#status').innerText.includes('robot busy')", timeout=PATIENCE_MS)
     ctx2.close()
     ctx.close()
 
@@ -112,12 +117,12 @@ def test_stop_mid_episode_stops_the_arm(browser, server):
     rt, url = server
     ctx, page = _page(browser, url)
     page.click("#reset")
-    page.wait_for_function("document.querySelector('#message').innerText.includes('new scene')", timeout=20_000)
+    page.wait_for_function("document.querySelector('#message').innerText.includes('new scene')", timeout=PATIENCE_MS)
     page.fill("#instruction textarea", LONG_TASK)  # still running when Stop lands, however loaded the machine
     page.click("#run")
-    page.wait_for_function("document.querySelectorAll('#commands tbody tr').length >= 2", timeout=60_000)
+    page.wait_for_function("document.querySelectorAll('#commands tbody tr').length >= 2", timeout=PATIENCE_MS)
     page.click("#stop")
-    page.wait_for_selector("#status .st-fail", timeout=10_000)
+    page.wait_for_selector("#status .st-fail", timeout=PATIENCE_MS)
     assert "e-stop" in page.inner_text("#status")
     n = len(rt.snapshot().commands)
     pos = rt.robot.call(lambda r: r.ee_pos())
@@ -132,7 +137,7 @@ def test_vqa_tab_says_how_to_load_a_model(browser, server):
     _, url = server
     ctx, page = _page(browser, url)
     page.get_by_role("tab", name="Ask the model (VQA)").click()
-    note = page.wait_for_selector("#vqa-note", timeout=10_000)
+    note = page.wait_for_selector("#vqa-note", timeout=PATIENCE_MS)
     assert "no language model loaded" in note.inner_text() and "--policy hf" in note.inner_text()
     page.screenshot(path=str(ARTIFACTS / "app-vqa.png"))
     ctx.close()
@@ -142,10 +147,10 @@ def test_closing_the_drivers_tab_stops_the_arm_and_frees_the_robot(browser, serv
     rt, url = server
     ctx, page = _page(browser, url)
     page.click("#reset")
-    page.wait_for_function("document.querySelector('#message').innerText.includes('new scene')", timeout=20_000)
+    page.wait_for_function("document.querySelector('#message').innerText.includes('new scene')", timeout=PATIENCE_MS)
     page.fill("#instruction textarea", LONG_TASK)  # still running when the server notices the closed tab
     page.click("#run")
-    page.wait_for_function("document.querySelectorAll('#commands tbody tr').length >= 1", timeout=60_000)
+    page.wait_for_function("document.querySelectorAll('#commands tbody tr').length >= 1", timeout=PATIENCE_MS)
     assert rt.lock.holder is not None
     ctx.close()  # the tab goes away
     deadline = time.time() + 30
