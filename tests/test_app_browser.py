@@ -4,6 +4,7 @@ Screenshots go to test-artifacts/ (gitignored).
 """
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore:.*no_silen
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-# The longest sim task (~50 arm steps, 5 s at the test server's pace): tests that must
-# interrupt an episode use it, so the episode cannot end first on a loaded machine.
+# The longest sim task (~50 arm steps): tests that interrupt an episode run it with the
+# `slow_arm` fixture, so the episode cannot end before the interruption lands.
 LONG_TASK = "put the carrot on the plate, then pick it up again and lift it"
 # How long to wait for the page. Generous on purpose: Chromium draws the 3D plot with
 # software WebGL, and on a loaded 2-core machine the page can lag the server by tens of
@@ -75,26 +76,58 @@ def _page(browser, url):
     return ctx, page
 
 
+@contextmanager
+def arm_pace(rt, step_s: float):
+    """Seconds per arm step while inside (the app paces every move, outside the robot's lock).
+
+    On a loaded machine the page can lag the server by ~30 s; a slow arm keeps the episode
+    running until what the page sends or checks has landed, without blocking anything."""
+    before, rt.robot.step_s = rt.robot.step_s, step_s
+    try:
+        yield
+    finally:
+        rt.robot.step_s = before
+
+
+@pytest.fixture
+def slow_arm(server):
+    """The arm at 2 Hz for one test: the longest task then runs ~25 s, so an interruption
+    sent from the page always lands mid-episode."""
+    with arm_pace(server[0], 0.5):
+        yield
+
+
+def _start_long_episode(page, steps: int) -> None:
+    """New scene, then the longest task, returning once the page shows `steps` executed commands.
+    Tests that interrupt an episode use it (with `slow_arm`)."""
+    page.click("#reset")
+    page.wait_for_function("document.querySelector('#message').innerText.includes('new scene')", timeout=PATIENCE_MS)
+    page.fill("#instruction textarea", LONG_TASK)
+    page.click("#run")
+    page.wait_for_function(f"document.querySelectorAll('#commands tbody tr').length >= {steps}", timeout=PATIENCE_MS)
+
+
 def test_spanish_run_streams_the_hierarchy_and_a_second_tab_watches(browser, server):
     rt, url = server
     ctx, page = _page(browser, url)
     ctx2, watcher = _page(browser, url)  # a second person, in another browser context
     page.wait_for_function("document.querySelector('#camera-live').naturalWidth > 0", timeout=PATIENCE_MS)
     page.evaluate(WATCH_ACTION_TEXT)
-    page.fill("#instruction textarea", "recoge la zanahoria")
-    page.click("#run")
+    with arm_pace(rt, 2.0):  # the episode stays running until the watcher has seen it (see arm_pace)
+        page.fill("#instruction textarea", "recoge la zanahoria")
+        page.click("#run")
 
-    # the subtask list appears, then the action block streams: the page shows it growing
-    page.wait_for_selector("#subtasks li.sub", timeout=PATIENCE_MS)
-    page.wait_for_function("window.__actionTexts.size >= 3", timeout=PATIENCE_MS)
-    texts = page.evaluate("[...window.__actionTexts]")
-    grown = [t for t in texts if any(o != t and o.startswith(t[:-1]) for o in texts)]
-    assert grown, f"the action text did not stream: {texts}"
+        # the subtask list appears, then the action block streams: the page shows it growing
+        page.wait_for_selector("#subtasks li.sub", timeout=PATIENCE_MS)
+        page.wait_for_function("window.__actionTexts.size >= 3", timeout=PATIENCE_MS)
+        texts = page.evaluate("[...window.__actionTexts]")
+        grown = [t for t in texts if any(o != t and o.startswith(t[:-1]) for o in texts)]
+        assert grown, f"the action text did not stream: {texts}"
 
-    # the second person sees the robot busy and watches the same episode
-    watcher.wait_for_function("document.querySelector('#status').innerText.includes('robot busy')", timeout=PATIENCE_MS)
-    watcher.wait_for_selector("#subtasks li.sub", timeout=PATIENCE_MS)
-    watcher.screenshot(path=str(ARTIFACTS / "app-watcher-busy.png"))
+        # the second person sees the robot busy and watches the same episode
+        watcher.wait_for_function("document.querySelector('#status').innerText.includes('robot busy')", timeout=PATIENCE_MS)
+        watcher.wait_for_selector("#subtasks li.sub", timeout=PATIENCE_MS)
+        watcher.screenshot(path=str(ARTIFACTS / "app-watcher-busy.png"))
 
     # the camera image changed while the arm moved
     page.wait_for_function("window.__frames.size >= 5", timeout=PATIENCE_MS)
@@ -113,14 +146,10 @@ def test_spanish_run_streams_the_hierarchy_and_a_second_tab_watches(browser, ser
     ctx.close()
 
 
-def test_stop_mid_episode_stops_the_arm(browser, server):
+def test_stop_mid_episode_stops_the_arm(browser, server, slow_arm):
     rt, url = server
     ctx, page = _page(browser, url)
-    page.click("#reset")
-    page.wait_for_function("document.querySelector('#message').innerText.includes('new scene')", timeout=PATIENCE_MS)
-    page.fill("#instruction textarea", LONG_TASK)  # still running when Stop lands, however loaded the machine
-    page.click("#run")
-    page.wait_for_function("document.querySelectorAll('#commands tbody tr').length >= 2", timeout=PATIENCE_MS)
+    _start_long_episode(page, steps=2)
     page.click("#stop")
     page.wait_for_selector("#status .st-fail", timeout=PATIENCE_MS)
     assert "e-stop" in page.inner_text("#status")
@@ -143,14 +172,10 @@ def test_vqa_tab_says_how_to_load_a_model(browser, server):
     ctx.close()
 
 
-def test_closing_the_drivers_tab_stops_the_arm_and_frees_the_robot(browser, server):
+def test_closing_the_drivers_tab_stops_the_arm_and_frees_the_robot(browser, server, slow_arm):
     rt, url = server
     ctx, page = _page(browser, url)
-    page.click("#reset")
-    page.wait_for_function("document.querySelector('#message').innerText.includes('new scene')", timeout=PATIENCE_MS)
-    page.fill("#instruction textarea", LONG_TASK)  # still running when the server notices the closed tab
-    page.click("#run")
-    page.wait_for_function("document.querySelectorAll('#commands tbody tr').length >= 1", timeout=PATIENCE_MS)
+    _start_long_episode(page, steps=1)
     assert rt.lock.holder is not None
     ctx.close()  # the tab goes away
     deadline = time.time() + 30
