@@ -70,6 +70,7 @@ def browser():
 
 def _page(browser, url):
     ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    ctx.set_default_timeout(PATIENCE_MS)  # clicks too: a starved browser can take seconds to act
     page = ctx.new_page()
     page.goto(url)
     page.wait_for_selector("#run", timeout=PATIENCE_MS)
@@ -129,9 +130,9 @@ def test_spanish_run_streams_the_hierarchy_and_a_second_tab_watches(browser, ser
         watcher.wait_for_selector("#subtasks li.sub", timeout=PATIENCE_MS)
         watcher.screenshot(path=str(ARTIFACTS / "app-watcher-busy.png"))
 
-    # the camera image changed while the arm moved
-    page.wait_for_function("window.__frames.size >= 5", timeout=PATIENCE_MS)
-    page.screenshot(path=str(ARTIFACTS / "app-running.png"), full_page=True)
+        # the camera image changed while the arm moved
+        page.wait_for_function("window.__frames.size >= 5", timeout=PATIENCE_MS)
+        page.screenshot(path=str(ARTIFACTS / "app-running.png"), full_page=True)
 
     # a verdict, the 3D plot with the path, and the end of the episode
     page.wait_for_selector("#validator .verdict", timeout=PATIENCE_MS)
