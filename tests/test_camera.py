@@ -24,7 +24,7 @@ def _write_video(path, n=N):
     return path
 
 
-def _wait(pred, timeout=5.0):
+def _wait(pred, timeout=15.0):
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if pred():
@@ -53,7 +53,7 @@ def test_newest_frame_in_rgb_at_the_configured_size(video):
 
 def test_disconnect_is_reported_and_reconnects(video, tmp_path):
     events = []
-    cfg = CameraConfig(source=str(video), size=None, reconnect_delay=0.05, stale_after=0.3)
+    cfg = CameraConfig(source=str(video), size=None, reconnect_delay=0.05, stale_after=1.0)
     cam = Camera(cfg, on_event=events.append).start()
     try:
         assert cam.read().shape == (H, W, 3)
@@ -62,7 +62,7 @@ def test_disconnect_is_reported_and_reconnects(video, tmp_path):
         os.replace(video, away)
         assert _wait(lambda: any("lost" in e for e in events))
         assert not cam.connected
-        assert _wait(lambda: time.monotonic() - cam._stamp > 0.35)
+        assert _wait(lambda: time.monotonic() - cam._stamp > 1.05)
         with pytest.raises(CameraError, match="no frame for .* stale"):
             cam.read()
         # plug back in
@@ -70,7 +70,7 @@ def test_disconnect_is_reported_and_reconnects(video, tmp_path):
         assert _wait(lambda: any("reconnected" in e for e in events))
         assert cam.reconnects >= 1
         assert _wait(lambda: cam.connected)
-        assert cam.read(timeout=2).shape == (H, W, 3)
+        assert cam.wait_for_new(timeout=10).shape == (H, W, 3)  # fresh frames again
         assert all(e in cam.events for e in events)
     finally:
         cam.close()
