@@ -135,6 +135,8 @@ def collect(cfg: CollectConfig, progress: bool = True) -> list[TaskSummary]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from training.seeds import check_training_seeds
+
     ap = argparse.ArgumentParser(prog="python -m training.collect", description=__doc__.split("\n\n")[0])
     ap.add_argument("--task", required=True, choices=[*TASK_NAMES, "all"], help="which task, or all four")
     ap.add_argument("--episodes", type=int, default=20, help="episodes per task (default 20)")
@@ -152,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--noise must be a non-negative number of metres")
     if args.out.exists() and not args.out.is_dir():
         ap.error(f"--out {args.out} exists and is not a folder")
+    try:
+        check_training_seeds(args.seed, args.episodes)  # evaluation scenes stay unseen (training/seeds.py)
+    except ValueError as e:
+        ap.error(str(e))
     cfg = CollectConfig(
         tasks=TASK_NAMES if args.task == "all" else (args.task,),
         episodes=args.episodes,
