@@ -17,14 +17,18 @@ Grammar (canonical form, exactly what `verbalize_actions` writes and `ACTION_REG
     sum); steps are executed in order.
 
 Lenient variants `parse_actions` also accepts (real models write them; all are harmless):
-    - any amount of whitespace (spaces, tabs, newlines) between tokens, or none after a comma;
+    - any amount of whitespace between tokens, or none after a comma; whitespace is ASCII
+      only: space, tab, newline, carriage return (not U+00A0, U+3000, U+2028, U+0085, ...);
     - upper or mixed case ("Move Forward 2.1 CM");
     - "backwards" / "forwards" for backward / forward;
     - whole numbers ("move up 2 cm") and more than one decimal ("move up 2.15 cm");
     - "open the gripper" / "close the gripper";
     - a trailing period, and whitespace before or after the block.
 Anything else (other units, signs, unknown directions, truncation, trailing text) raises
-`ActionParseError`, which names the character position and what was expected there.
+`ActionParseError`, which names the character position and what was expected there. So does
+a distance above `MAX_DISTANCE_CM` (99.9 cm, the largest the canonical grammar can write):
+a lenient "move up 150 cm" or a 400-digit number (which would be inf) is an error, never a
+command.
 
 Verbalization
     Consecutive 5 Hz deltas merge into one step while no axis changes sign, no axis
@@ -53,6 +57,7 @@ __all__ = [
     "ChunkingParams",
     "ACTION_REGEX",
     "DIRECTIONS",
+    "MAX_DISTANCE_CM",
     "verbalize_actions",
     "parse_actions",
     "format_actions",
@@ -124,8 +129,12 @@ _STEP = r"\[" + _COMMAND + r"(?:, " + _COMMAND + r")*\]"
 ACTION_REGEX = r"\[(?:" + _STEP + r"(?:, " + _STEP + r")*)?\]"
 _ACTION_RE = re.compile(ACTION_REGEX)
 
+#: The largest distance one command may name, centimetres: the canonical grammar's largest
+#: number. Lenient text above it (or not finite) is an ActionParseError.
+MAX_DISTANCE_CM = 99.9
+
 # Lenient tokens for the parser. All are matched case-insensitively at a position.
-_WS = re.compile(r"\s*")
+_WS = re.compile(r"[ \t\n\r]*")  # what the docs call whitespace; `\s` would admit every Unicode space
 _WORD = re.compile(r"[A-Za-z]+")
 _NUM = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _DIR_ALIASES = {**{d: d for d in DIRECTIONS}, "backwards": "backward", "forwards": "forward"}
@@ -222,6 +231,8 @@ class _Parser:
         if not m:
             raise self.fail("a distance such as 2.1 (centimetres, no sign)")
         value_cm = float(m.group())
+        if not value_cm <= MAX_DISTANCE_CM:  # also inf, from a few hundred digits
+            raise self.fail(f"a distance of at most {MAX_DISTANCE_CM} cm")
         self.pos = m.end()
         unit, unit_at = self.word("the unit 'cm' (distances are centimetres)")
         if unit != "cm":

@@ -103,3 +103,62 @@ def test_reader_and_episode_helpers(tmp_path):
         Reader("rlds", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="no such directory"):
         Reader("bridge_raw", str(tmp_path / "nope")).refs()
+
+
+class _RunsAShellCommand:
+    """What a hostile dataset file holds: unpickling it runs `touch <marker>`."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("name", ["obs_dict.pkl", "policy_out.pkl", "agent_data.pkl"])
+def test_a_pickle_that_runs_code_is_refused_and_the_episode_skipped(tmp_path, name):
+    marker = tmp_path / "pwned"
+
+    def plant(d):  # the payload sits where the reader expects data, as in a real attack
+        (d / name).write_bytes(pickle.dumps({"state": _RunsAShellCommand(marker), "x": [_RunsAShellCommand(marker)]}))
+
+    msg = _bad(tmp_path, "evil", plant)
+    assert not marker.exists(), "the pickle's code ran"
+    assert name in msg and "refused" in msg and "'posix.system'" in msg
+
+
+def test_bridge_pickles_of_every_protocol_and_numpy_1_still_load(tmp_path):
+    from training.formats.safe_pickle import load_restricted
+
+    obs = {"state": np.arange(14.0).reshape(2, 7), "flag": np.bool_(True), "t": np.float64(0.2), "n": np.int64(3),
+           "names": np.array(["a", "b"]), "objs": np.array([{"k": 1}], dtype=object), "col": np.zeros((3, 3))[:, 1],
+           "meta": {"traj_ok": True, "tuple": (1, 2.0, "x", None), "set": {1, 2}, "bytes": b"\x00\xff"}}
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        data = pickle.dumps(obs, protocol=protocol)
+        numpy_1 = data.replace(b"numpy._core", b"numpy.core") if protocol < 4 else data  # how numpy 1 names it
+        for variant in {data, numpy_1}:  # (GLOBAL opcodes are newline-ended text up to protocol 3)
+            (tmp_path / "o.pkl").write_bytes(variant)
+            back = load_restricted(tmp_path / "o.pkl")
+            np.testing.assert_array_equal(back["state"], obs["state"])
+            assert back["meta"] == obs["meta"] and back["objs"][0] == {"k": 1} and back["t"] == 0.2, protocol
+
+
+def test_lang_txt_must_be_utf8_plain_text(tmp_path):
+    msg = _bad(tmp_path, "u", lambda d: (d / "lang.txt").write_bytes(b"pick up the carrot \xff\xfe\x00\n"))
+    assert "lang.txt: not valid UTF-8 (byte 19" in msg and "re-save" in msg
+    msg = _bad(tmp_path, "n", lambda d: (d / "lang.txt").write_bytes(b"pick up\x00 the carrot\n"))
+    assert "control character U+0000 at character 7" in msg
+    assert "U+001B" in _bad(tmp_path, "e", lambda d: (d / "lang.txt").write_text("ok\n\x1b[31mred\n"))  # alternative lines too
+    # a BOM, CRLF line ends, tabs and any script are fine
+    d = write_episode(tmp_path / "traj_group0" / "ok", synthetic_episode(0, steps=16, image_size=32))
+    (d / "lang.txt").write_bytes("\ufeffponer la zanahoria\tsobre el plato\r\n把胡萝卜放在盘子上\r\nconfidence: 1\r\n".encode())
+    ep = read_episode(tmp_path, "traj_group0/ok")
+    assert ep.instruction == "poner la zanahoria\tsobre el plato" and ep.metadata["alt_instructions"] == ["把胡萝卜放在盘子上"]
+
+
+def test_every_reader_refuses_control_characters_in_the_instruction():
+    ep = synthetic_episode(0, steps=16, image_size=8, instruction="pick up\x85 the carrot")
+    with pytest.raises(EpisodeError, match=r"lerobot#3: instruction: control character U\+0085"):
+        ep.validate("lerobot#3")

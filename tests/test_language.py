@@ -12,6 +12,7 @@ from hypothesis.extra.numpy import arrays
 
 from policy.language import (
     ACTION_REGEX,
+    MAX_DISTANCE_CM,
     ActionParseError,
     ChunkingParams,
     Command,
@@ -177,9 +178,7 @@ def test_fuzz_only_parse_or_action_parse_error():
         outcomes["ok"] += 1
         assert isinstance(block, list) and all(isinstance(c, Command) for s in block for c in s)
         # what parses is well formed: re-formatting it gives a canonical block
-        assert ACTION_RE.fullmatch(format_actions(block)) or any(
-            abs(c.delta[a]) >= 1.0 for s in block for c in s for a in range(3)
-        )
+        assert ACTION_RE.fullmatch(format_actions(block))
     assert outcomes["ok"] > 100 and outcomes["error"] > 100, outcomes
 
 
@@ -254,3 +253,69 @@ def test_reserved_tokens_codec_round_trip():
         ReservedTokensCodec(tokens[:9])
     with pytest.raises(ValueError, match="unknown action codec"):
         get_codec("bytes")
+
+
+_UNICODE_SPACES = [chr(c) for c in range(0x110000) if chr(c).isspace() and chr(c) not in " \t\n\r"]
+
+
+def _blocks_with_gaps():
+    """A valid block as (pieces, expected): whitespace may go between any two pieces."""
+    return st.sampled_from([
+        (["[", "[", "move", "forward", "2.1", "cm", ",", "move", "down", "4.0", "cm", "]", ",", "[", "close", "gripper", "]", "]"],
+         "[[move forward 2.1 cm, move down 4.0 cm], [close gripper]]"),
+        (["[", "[", "open", "the", "gripper", "]", "]", "."], "[[open gripper]]"),
+        (["[", "]"], "[]"),
+    ])
+
+
+def _join(pieces, gaps):
+    # words need a separator; a gap of "" between two words is made one space
+    out = pieces[0]
+    for prev, piece, gap in zip(pieces, pieces[1:], gaps):
+        if not gap and prev[-1].isalnum() and piece[0].isalnum():
+            gap = " "
+        out += gap + piece
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(_blocks_with_gaps(), st.data())
+def test_ascii_whitespace_is_whitespace_and_unicode_spaces_are_not(block, data):
+    pieces, canonical = block
+    ascii_gap = st.text(st.sampled_from(" \t\n\r"), max_size=3)
+    gaps = [data.draw(ascii_gap) for _ in range(len(pieces) + 1)]
+    text = gaps[0] + _join(pieces, gaps[1:-1]) + gaps[-1]
+    assert parse_actions(text) == parse_actions(canonical)
+    # one Unicode space (U+00A0, U+3000, U+2028, U+0085, ...) anywhere a space may go is an error at its position
+    slot = data.draw(st.integers(0, len(pieces)))
+    odd = data.draw(st.sampled_from(_UNICODE_SPACES))
+    gaps[slot] = gaps[slot] + odd
+    text = gaps[0] + _join(pieces, gaps[1:-1]) + gaps[-1]
+    with pytest.raises(ActionParseError) as err:
+        parse_actions(text)
+    assert err.value.position == text.index(odd), (text, err.value)
+
+
+_MAX_M = MAX_DISTANCE_CM / 100
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.from_regex(r"[0-9]{1,400}(\.[0-9]{1,40})?", fullmatch=True), st.sampled_from(["up", "left", "backward"]))
+def test_every_distance_parses_to_a_finite_bounded_move_or_is_refused(number, direction):
+    text = f"[[move {direction} {number} cm]]"
+    try:
+        (step,) = parse_actions(text)
+    except ActionParseError as e:
+        assert float(number) > MAX_DISTANCE_CM, (number, e)
+        assert e.position == text.index(number) and f"at most {MAX_DISTANCE_CM} cm" in str(e)
+        return
+    (cmd,) = step
+    assert all(np.isfinite(cmd.delta)) and max(map(abs, cmd.delta)) <= _MAX_M
+    assert max(map(abs, cmd.delta)) == pytest.approx(float(number) / 100)
+
+
+def test_absurd_and_non_finite_distances_are_refused():
+    for number in ["9" * 400, "100", "99.95", "1" + "0" * 308 + ".0", "1e5"]:
+        with pytest.raises(ActionParseError, match="at most 99.9 cm|the unit 'cm'"):
+            parse_actions(f"[[move up {number} cm]]")
+    assert parse_actions("[[move up 99.9 cm]]")[0][0].delta[2] == pytest.approx(0.999)

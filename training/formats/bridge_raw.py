@@ -18,7 +18,7 @@ Reader: `list_episodes(root)` finds the trajectory folders (sorted, relative pat
 from __future__ import annotations
 
 import os
-import pickle
+import pickle  # writing only; reading goes through safe_pickle
 import re
 import shutil
 from pathlib import Path
@@ -27,7 +27,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from training.formats.episode import STATE_DIM, Episode, EpisodeError, LazyImages
+from training.formats.episode import STATE_DIM, Episode, EpisodeError, LazyImages, check_text
+from training.formats.safe_pickle import ForbiddenGlobalError, load_restricted
 
 __all__ = ["list_episodes", "read_episode", "write_episode", "read_jpeg", "FORMAT"]
 
@@ -68,10 +69,25 @@ def _load_pickle(path: Path, what: str) -> Any:
     if not path.is_file():
         raise EpisodeError(f"{path}: missing {what}")
     try:
-        with open(path, "rb") as f:
-            return pickle.load(f, encoding="latin1")
-    except Exception as e:  # truncated, not a pickle, unknown classes
+        return load_restricted(path)
+    except ForbiddenGlobalError as e:  # a pickle that would run code (or hold foreign objects)
+        raise EpisodeError(
+            f"{path}: refused {what}: it calls '{e.name}', which Bridge raw data never holds "
+            "(only dicts, lists, numbers, strings and numpy arrays are loaded; a pickle may run code)"
+        ) from None
+    except Exception as e:  # truncated, not a pickle
         raise EpisodeError(f"{path}: unreadable {what} ({type(e).__name__}: {str(e)[:80]})") from None
+
+
+def _read_lang(path: Path) -> str:
+    """lang.txt as text: UTF-8 (a leading BOM is allowed), no control characters but line breaks."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise EpisodeError(f"{path}: not valid UTF-8 (byte {e.start}: {data[e.start:e.start + 4]!r}); "
+                           "re-save it as UTF-8") from None
+    return check_text(text, str(path))
 
 
 def read_jpeg(path: Path) -> np.ndarray:
@@ -120,7 +136,7 @@ def read_episode(root: str | os.PathLike, ref: str, drop_idle_first_step: bool =
     lang = d / "lang.txt"
     if not lang.is_file():
         raise EpisodeError(f"{lang}: missing (no language annotation)")
-    lines = [ln.strip() for ln in lang.read_text(encoding="utf-8", errors="replace").splitlines()]
+    lines = [ln.strip() for ln in _read_lang(lang).splitlines()]
     texts = [ln for ln in lines if ln and "confidence" not in ln.lower()]
     meta_lines = [ln for ln in lines if "confidence" in ln.lower()]
 

@@ -19,12 +19,13 @@ the measured state[t+1, 6]. Either is binarized at 0.5 by the action language.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Episode", "EpisodeError", "LazyImages", "GRIPPER_THRESHOLD", "STATE_DIM", "synthetic_episode"]
+__all__ = ["Episode", "EpisodeError", "LazyImages", "GRIPPER_THRESHOLD", "STATE_DIM", "synthetic_episode", "check_text"]
 
 STATE_DIM = 7
 GRIPPER_THRESHOLD = 0.5
@@ -32,6 +33,23 @@ GRIPPER_THRESHOLD = 0.5
 
 class EpisodeError(ValueError):
     """An episode that cannot be used; the message is one line naming what is wrong and where."""
+
+
+_LINE_BREAKS = "\t\n\r"
+
+
+def check_text(text: str, where: str) -> str:
+    """Return `text` unchanged, or raise EpisodeError if it holds a control character.
+
+    Control characters (Unicode category Cc: NUL, ESC, DEL, the C1 range) other than tab
+    and line breaks are never part of an instruction; they come from a damaged or hostile
+    file and would be copied into the training data and every prompt built from it.
+    """
+    for i, ch in enumerate(text):
+        if ch not in _LINE_BREAKS and unicodedata.category(ch) == "Cc":
+            raise EpisodeError(f"{where}: control character U+{ord(ch):04X} at character {i} of the text; "
+                               "an instruction is plain text (fix or re-save the file)")
+    return text
 
 
 class LazyImages(Sequence[np.ndarray]):
@@ -77,6 +95,7 @@ class Episode:
         """Raise EpisodeError (one line) unless shapes, numbers and the instruction are usable."""
         if not isinstance(self.instruction, str) or not self.instruction.strip():
             raise EpisodeError(f"{where}: no instruction (empty or missing language annotation)")
+        check_text(self.instruction, f"{where}: instruction")
         s, a = self.states, self.actions
         if s.ndim != 2 or s.shape[1] != STATE_DIM:
             raise EpisodeError(f"{where}: states must be (T+1, 7) [x,y,z,roll,pitch,yaw,gripper], got shape {s.shape}")
