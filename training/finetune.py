@@ -284,7 +284,40 @@ def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def _sft_config(cfg: FinetuneConfig, on_gpu: bool, has_eval: bool, n_train: int):
+def is_main_process() -> bool:
+    """True in the one process that writes the run's files and prints (rank 0 of torchrun,
+    `accelerate launch` or deepspeed; the only process of a plain run). Every process trains."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _check_launch() -> None:
+    """Refuse the one launch that silently trains on a single process: `accelerate launch --cpu
+    --num_processes N` (accelerate 1.15 then uses its one-process launcher unless given an MPI hostfile;
+    it sets MASTER_ADDR for N > 1 but no WORLD_SIZE)."""
+    env = os.environ
+    mpi = any(k in env for k in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"))
+    if env.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_ADDR" in env and "WORLD_SIZE" not in env and not mpi:
+        raise FinetuneError(
+            "`accelerate launch --cpu --num_processes N` starts only one process; for N CPU processes use "
+            "`accelerate launch --multi_gpu --num_processes N -m training.finetune ...` (its torchrun launcher, "
+            "gloo on a machine without GPUs) or `torchrun --nproc-per-node N -m training.finetune ...`"
+        )
+
+
+def _all_succeeded(ok: bool) -> bool:
+    """Whether every process got here with `ok` (a MIN all-reduce; just `ok` without a process group),
+    so that no rank exits 0 while another failed writing the output."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return ok
+    flag = torch.tensor([int(ok)], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+def _sft_config(cfg: FinetuneConfig, on_gpu: bool, has_eval: bool):
     from trl import SFTConfig
 
     per_step = cfg.per_device_batch_size * _world_size()
@@ -325,6 +358,7 @@ def _sft_config(cfg: FinetuneConfig, on_gpu: bool, has_eval: bool, n_train: int)
         report_to=[] if cfg.report_to == "none" else [cfg.report_to],
         remove_unused_columns=False,
         dataloader_num_workers=cfg.num_workers,
+        ddp_find_unused_parameters=False,  # every trainable weight is used each step; skips DDP's extra graph walk
         use_cpu=not on_gpu,
         disable_tqdm=not sys.stderr.isatty(),
     )
@@ -359,6 +393,7 @@ def prepare(cfg: FinetuneConfig) -> PreparedRun:
     from policy.model import ModelLoadError, load_model, save_codec
 
     t0 = time.time()
+    _check_launch()
     if cfg.action_codec not in ("verbalized", "reserved_tokens"):
         raise FinetuneError(f"unknown --action-codec {cfg.action_codec!r}; choose verbalized or reserved_tokens")
     stages = tuple(s.strip() for s in cfg.stages.split(",") if s.strip())
@@ -383,27 +418,34 @@ def prepare(cfg: FinetuneConfig) -> PreparedRun:
     model, processor = lm.model, lm.processor
     model.config.use_cache = False
 
+    # The SFT config sets up the process group (under torchrun / accelerate launch), so it comes first.
+    args = _sft_config(cfg, on_gpu, bool(eval_records))
+    out.mkdir(parents=True, exist_ok=True)
     codec_info: dict = {}
     if cfg.action_codec == "reserved_tokens":
         saved = out / "action_codec.json"
-        if cfg.resume and saved.exists():
-            codec_info = json.loads(saved.read_text())
-            codec = get_codec("reserved_tokens", codec_info.pop("digit_tokens"))
-            codec_info.pop("name", None)
-        else:
-            ref = _reference_texts(build_samples(train_records, cfg.data, None, stages), processor, cfg.reference_samples)
-            digits, codec_info = select_reserved_tokens(model, processor, ref)
-            codec = get_codec("reserved_tokens", digits)
+        # The main process chooses (and saves) the digit tokens first; the others read its choice, so all
+        # ranks train one codec even where bf16 GPU kernels could rank near-tied tokens differently.
+        with args.main_process_first(desc="choosing reserved tokens"):
+            if saved.exists() and (cfg.resume or not is_main_process()):
+                codec_info = json.loads(saved.read_text())
+                codec = get_codec("reserved_tokens", codec_info.pop("digit_tokens"))
+                codec_info.pop("name", None)
+            else:
+                ref = _reference_texts(build_samples(train_records, cfg.data, None, stages), processor, cfg.reference_samples)
+                digits, codec_info = select_reserved_tokens(model, processor, ref)
+                codec = get_codec("reserved_tokens", digits)
+                if is_main_process():
+                    save_codec(codec, out, **codec_info)
     else:
         codec = get_codec("verbalized")
+        if is_main_process():
+            save_codec(codec, out)
 
     train_samples = build_samples(train_records, cfg.data, codec, stages)
     eval_samples = build_samples(eval_records, cfg.data, codec, stages) if eval_records else []
     train_ds, eval_ds = to_dataset(train_samples), (to_dataset(eval_samples) if eval_samples else None)
 
-    args = _sft_config(cfg, on_gpu, eval_ds is not None, len(train_samples))
-    out.mkdir(parents=True, exist_ok=True)
-    save_codec(codec, out, **codec_info)
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -430,12 +472,8 @@ def finetune(cfg: FinetuneConfig | PreparedRun) -> dict:
     # (the Trainer writes a checkpoint at the last step too, so --resume continues from where this run stopped)
     eval_metrics = trainer.evaluate() if trainer.eval_dataset is not None else {}
 
-    if trainer.is_world_process_zero():
-        trainer.model.save_pretrained(str(out))  # PEFT format: adapter_config.json + adapter_model.safetensors
-        if cfg.full_finetune:
-            processor = trainer.processing_class
-            processor.save_pretrained(str(out))
-        save_codec(codec, out, **codec_info)
+    # Every rank calls save_model (under FSDP / ZeRO-3 it gathers the weights); the trainer writes on rank 0 only.
+    trainer.save_model(str(out))  # PEFT format (adapter_config.json + adapter_model.safetensors), or a full model
     summary = {
         "base": cfg.base,
         "data": str(Path(cfg.data).resolve()),
@@ -458,9 +496,16 @@ def finetune(cfg: FinetuneConfig | PreparedRun) -> dict:
         "eval_losses": [{"step": h["step"], "eval_loss": h["eval_loss"]} for h in trainer.state.log_history if "eval_loss" in h],
         "seconds": round(time.time() - t0, 1),
     }
-    if trainer.is_world_process_zero():
-        (out / "training_config.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        (out / "README.md").write_text(_card(summary))
+    ok = False
+    try:
+        if is_main_process():
+            save_codec(codec, out, **codec_info)
+            (out / "training_config.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+            (out / "README.md").write_text(_card(summary))
+        ok = True
+    finally:
+        if not _all_succeeded(ok) and ok:  # this rank is fine, another one failed (its own error says why)
+            raise RuntimeError("another training process failed; see its error above")
     return summary
 
 
@@ -543,11 +588,23 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(cfg.cpu_threads)
         s = finetune(cfg)
     except FinetuneError as e:
-        print(f"error: {e}", file=sys.stderr)
+        if is_main_process():  # the same inputs fail the same way on every rank: say it once
+            print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({k: s[k] for k in ("global_step", "train_loss", "eval_loss", "seconds")}))
-    print(f"adapter written to {cfg.out}")
+    finally:
+        _end_process_group()
+    if is_main_process():
+        print(json.dumps({k: s[k] for k in ("global_step", "train_loss", "eval_loss", "seconds")}))
+        print(f"{'model' if cfg.full_finetune else 'adapter'} written to {cfg.out}")
     return 0
+
+
+def _end_process_group() -> None:
+    """Leave the process group cleanly (torch warns at exit about one left open)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
