@@ -22,6 +22,14 @@ def tiny_model_dir(tmp_path_factory):
     return build_tiny(tmp_path_factory.mktemp("tiny") / "model")
 
 
+@pytest.fixture(scope="session")
+def gemma270m_dir():
+    """The real Gemma 3 270M stand-in, prepared once into the project-local cache (kept between runs)."""
+    from training.gemma270m import prepare
+
+    return prepare(log=lambda m: print(f"gemma270m: {m}", flush=True))
+
+
 def pytest_collection_finish(session):
     """Move everything imported during collection (torch, transformers, gradio, ...) out of
     the garbage collector's sight. Without this, each full collection walks millions of
