@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from app.config import AppConfig, ConfigError
 from app.robot_access import SharedRobot
 from app.runtime import Loaded, Runtime
@@ -48,33 +47,16 @@ def build_runtime(cfg: AppConfig, camera_fps: float = 12.0) -> Runtime:
         fixed_validator = make_validator(cfg.validator)
 
     def make_policy(instruction: str):
-        task = None
-        if cfg.robot == "sim" and (cfg.policy == "scripted" or cfg.validator == "sim"):
-            from robot.sim.instructions import match_instruction
+        # manual: a fresh answer queue per episode
+        validator = make_validator("manual") if cfg.validator == "manual" else fixed_validator
+        if cfg.robot != "sim" or (cfg.policy != "scripted" and cfg.validator != "sim"):
+            return model_backend, validator
+        from policy.sim_episode import sim_episode
+        from robot.sim.instructions import match_instruction
 
-            task = match_instruction(instruction).task
-            current = getattr(raw, "task", None)
-            if current is None or current.layout != task.layout:
-                robot.reset(raw.seed, task=task)  # this task needs another arrangement of the table
-            else:
-                robot.call(lambda r: setattr(r, "task", task))
-        if cfg.policy == "scripted":
-            from robot.sim.expert import ScriptedExpert
-
-            backend = make_backend("scripted", expert=ScriptedExpert(raw, task), chars_per_s=cfg.stream_cps,
-                                   gripper_state=raw.gripper_opening)
-        else:
-            backend = model_backend
-        if cfg.validator == "sim":
-            from policy.validators import SimValidator
-
-            # a model may plan more subtasks than the task has: for_task judges those by task success
-            validator = SimValidator.for_task(task, raw)
-        elif cfg.validator == "manual":
-            validator = make_validator("manual")  # a fresh answer queue per episode
-        else:
-            validator = fixed_validator
-        return backend, validator
+        ep = sim_episode(robot, match_instruction(instruction).task, backend=model_backend,
+                         validator=None if cfg.validator == "sim" else validator, chars_per_s=cfg.stream_cps)
+        return ep.backend, ep.validator
 
     vqa = None
     if model_backend is not None:

@@ -42,13 +42,14 @@ def log(msg: str) -> None:
 def loop_cycles(backend, cycles: int, image_size: int) -> dict:
     from policy.events import ActionsProposed, ActionsRejected, EpisodeDone, StepExecuted, VerdictGiven
     from policy.loop import ClosedLoop, LoopConfig
-    from policy.validators import SimValidator
+    from policy.sim_episode import sim_episode
     from robot.sim.robot import SimConfig, SimRobot
     from robot.sim.tasks import make_task
 
     task = make_task("pick_up", seed=0)
     sim = SimRobot(SimConfig(image_size=image_size), seed=0, task=task)
-    loop = ClosedLoop(sim, backend, SimValidator.for_task(task, sim), LoopConfig(max_retries=cycles - 1))
+    ep = sim_episode(sim, task, seed=0, backend=backend)
+    loop = ClosedLoop(sim, ep.backend, ep.validator, LoopConfig(max_retries=cycles - 1))
     events = list(loop.run(task.instruction(), seed=0))
     done = events[-1]
     assert isinstance(done, EpisodeDone)
@@ -95,9 +96,8 @@ def loop_cycles(backend, cycles: int, image_size: int) -> dict:
 
 
 def codec_tokens(tokenizer) -> dict:
-    from policy.backends.scripted import ScriptedBackend
     from policy.language import ReservedTokensCodec, VerbalizedCodec
-    from robot.sim.expert import ScriptedExpert
+    from policy.sim_episode import sim_episode
     from robot.sim.robot import SimConfig, SimRobot
     from robot.sim.tasks import TASKS, make_task
 
@@ -107,11 +107,11 @@ def codec_tokens(tokenizer) -> dict:
     for name in sorted(TASKS):
         for seed in range(3):
             task = make_task(name, seed=seed)
-            sim.reset(seed=seed, task=task)
-            expert = ScriptedExpert(sim, task)
+            spoken = {cname: sim_episode(sim, task, seed=seed, codec=codec).backend for cname, codec in codecs.items()}
+            expert = spoken["verbalized"].expert
             for i in range(len(expert.subtasks())):
-                for cname, codec in codecs.items():
-                    text = ScriptedBackend(expert, chars_per_s=0, codec=codec, gripper_state=lambda: sim.gripper_command).actions_text(i)
+                for cname, backend in spoken.items():
+                    text = backend.actions_text(i)
                     counts[cname].append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
                 seg = expert.plan_segment(i)  # then carry the subtask out so the next one plans from there
                 for d, g in zip(seg.deltas, seg.gripper):

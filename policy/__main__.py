@@ -161,17 +161,14 @@ def _backend(args: argparse.Namespace) -> Any:
     return None  # scripted: built per episode from the sim
 
 
-def _validator(args: argparse.Namespace, backend: Any, sim: Any, task: Any) -> Any:
+def _validator(args: argparse.Namespace, backend: Any) -> Any:
+    """The validator the flags name; None for `sim` (the episode's ground truth, built by policy.sim_episode)."""
     from policy.validators import ValidatorError, make_validator
 
-    kind = args.validator or ("sim" if args.robot == "sim" else "none")
+    kind = args.validator or "sim"
     try:
         if kind == "sim":
-            if sim is None:
-                raise CLIError("--validator sim needs --robot sim")
-            from policy.validators import SimValidator
-
-            return SimValidator.for_task(task, sim)
+            return None
         if kind == "self":
             if backend is None:
                 raise CLIError("--validator self needs a model: --policy hf or openai")
@@ -218,7 +215,7 @@ def _main(args: argparse.Namespace) -> int:
     if args.policy == "scripted" and args.robot != "sim":
         raise CLIError("--policy scripted speaks the simulator's ground truth; it needs --robot sim")
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from robot.sim.expert import ScriptedExpert
+    from policy.sim_episode import sim_episode
     from robot.sim.robot import SimConfig, SimRobot
     from robot.sim.tasks import make_task
 
@@ -250,20 +247,14 @@ def _main(args: argparse.Namespace) -> int:
         for k in range(args.episodes):
             seed = args.seed + k
             task = task0 if (args.instruction or k == 0) else make_task(args.task, seed=seed)
-            sim.reset(seed=seed, task=task)
+            ep = sim_episode(sim, task, seed=seed, backend=backend, validator=_validator(args, backend),
+                             chars_per_s=args.pace)
             instruction = args.instruction or task.instruction(lang)
-            if args.policy == "scripted":
-                from policy.backends.scripted import ScriptedBackend
-
-                ep_backend = ScriptedBackend(ScriptedExpert(sim, task), chars_per_s=args.pace, gripper_state=lambda: sim.gripper_command)
-            else:
-                ep_backend = backend
-            validator = _validator(args, backend, sim, task)
             cfg = LoopConfig(
                 max_retries=args.max_retries, step_through=args.step_through, constrained=not args.unconstrained,
                 codec=codec, adapter=not args.no_adapter, log_dir=args.log_dir, observe_steps=not args.pose_only_steps,
             )
-            loop = ClosedLoop(sim, ep_backend, validator, cfg)
+            loop = ClosedLoop(sim, ep.backend, ep.validator, cfg)
             t0 = time.perf_counter()
             done: EpisodeDone | None = None
             for e in loop.run(instruction, seed=seed):

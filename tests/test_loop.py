@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policy.backends.scripted import ScriptedBackend
 from policy.events import (
     ActionsProposed,
     ActionsRejected,
@@ -25,11 +24,11 @@ from policy.events import (
     VerdictGiven,
 )
 from policy.loop import ClosedLoop, LoopConfig, load_log
-from policy.validators import ManualValidator, NoneValidator, SimValidator
+from policy.sim_episode import sim_episode
+from policy.validators import ManualValidator, NoneValidator
 from tests.policy_helpers import tiny_adapter_dir, tiny_backend  # noqa: F401
 
 sim_mod = pytest.importorskip("robot.sim.robot")
-from robot.sim.expert import ScriptedExpert  # noqa: E402
 from robot.sim.robot import SimConfig, SimRobot  # noqa: E402
 from robot.sim.tasks import TASKS, make_task  # noqa: E402
 
@@ -44,14 +43,6 @@ def sim():
     s.disconnect()
 
 
-def scripted(sim, task):
-    return ScriptedBackend(ScriptedExpert(sim, task), chars_per_s=0, gripper_state=lambda: sim.gripper_command)
-
-
-def sim_validator(sim, task):
-    return SimValidator.for_task(task, sim)
-
-
 def events_of(loop, instruction, **kw):
     return list(loop.run(instruction, **kw))
 
@@ -62,8 +53,8 @@ def test_scripted_policy_succeeds_on_every_sim_task(sim, name):
     ok = 0
     for seed in seeds:
         task = make_task(name, seed=seed)
-        sim.reset(seed=seed, task=task)
-        loop = ClosedLoop(sim, scripted(sim, task), sim_validator(sim, task), LoopConfig(**FAST))
+        ep = sim_episode(sim, task, seed=seed)
+        loop = ClosedLoop(sim, ep.backend, ep.validator, LoopConfig(**FAST))
         events = events_of(loop, task.instruction(), seed=seed)
         done = events[-1]
         assert isinstance(done, EpisodeDone) and done.rejected == 0
@@ -73,8 +64,8 @@ def test_scripted_policy_succeeds_on_every_sim_task(sim, name):
 
 def test_event_stream_order_and_contents(sim):
     task = make_task("pick_up", seed=0)
-    sim.reset(seed=0, task=task)
-    loop = ClosedLoop(sim, scripted(sim, task), sim_validator(sim, task), LoopConfig(**FAST))
+    ep = sim_episode(sim, task, seed=0)
+    loop = ClosedLoop(sim, ep.backend, ep.validator, LoopConfig(**FAST))
     ev = events_of(loop, task.instruction(), seed=0)
     assert isinstance(ev[0], EpisodeStarted) and ev[0].policy == "scripted" and ev[0].seed == 0
     assert isinstance(ev[-1], EpisodeDone) and sum(isinstance(e, EpisodeDone) for e in ev) == 1
@@ -100,9 +91,9 @@ def test_event_stream_order_and_contents(sim):
 
 def test_retry_path_regenerates_until_the_validator_agrees_then_fails_at_the_limit(sim):
     task = make_task("pick_up", seed=1)
-    sim.reset(seed=1, task=task)
+    ep = sim_episode(sim, task, seed=1)
     manual = ManualValidator()
-    loop = ClosedLoop(sim, scripted(sim, task), manual, LoopConfig(max_retries=1, **FAST))
+    loop = ClosedLoop(sim, ep.backend, manual, LoopConfig(max_retries=1, **FAST))
     answers = iter([(False, "the gripper is still too high"), (True, ""), (False, "not held"), (False, "still not held")])
     ev = []
     for e in loop.run(task.instruction()):
@@ -123,8 +114,8 @@ def test_retry_path_regenerates_until_the_validator_agrees_then_fails_at_the_lim
 
 def test_estop_mid_episode_stops_within_one_step(sim):
     task = make_task("pick_and_place", seed=2)
-    sim.reset(seed=2, task=task)
-    loop = ClosedLoop(sim, scripted(sim, task), sim_validator(sim, task), LoopConfig(**FAST))
+    ep = sim_episode(sim, task, seed=2)
+    loop = ClosedLoop(sim, ep.backend, ep.validator, LoopConfig(**FAST))
     ev = []
     for e in loop.run(task.instruction()):
         ev.append(e)
@@ -141,8 +132,8 @@ def test_estop_mid_episode_stops_within_one_step(sim):
 def test_estop_from_another_thread_during_motion(sim):
     """The latch set while a step runs: that step finishes, no further step is sent."""
     task = make_task("pick_up", seed=3)
-    sim.reset(seed=3, task=task)
-    loop = ClosedLoop(sim, scripted(sim, task), sim_validator(sim, task), LoopConfig(**FAST))
+    ep = sim_episode(sim, task, seed=3)
+    loop = ClosedLoop(sim, ep.backend, ep.validator, LoopConfig(**FAST))
     steps_at_estop = []
     ev = []
 
@@ -165,9 +156,9 @@ def test_estop_from_another_thread_during_motion(sim):
 
 def test_step_through_execute_edit_regenerate(sim):
     task = make_task("pick_up", seed=4)
-    sim.reset(seed=4, task=task)
+    ep = sim_episode(sim, task, seed=4)
     start = sim.ee_pos()
-    loop = ClosedLoop(sim, scripted(sim, task), NoneValidator(), LoopConfig(step_through=True, **FAST))
+    loop = ClosedLoop(sim, ep.backend, NoneValidator(), LoopConfig(step_through=True, **FAST))
     script = iter([("regenerate", None), ("edit", "[[move up 2 mm]]"), ("edit", "Actions: [[move up 9.0 cm]]")])
     ev = []
     for e in loop.run(task.instruction()):
@@ -195,8 +186,8 @@ def test_step_through_execute_edit_regenerate(sim):
 
 def test_stop_while_waiting_for_a_person_ends_promptly(sim):
     task = make_task("pick_up", seed=0)
-    sim.reset(seed=0, task=task)
-    loop = ClosedLoop(sim, scripted(sim, task), ManualValidator(), LoopConfig(**FAST))
+    ep = sim_episode(sim, task, seed=0)
+    loop = ClosedLoop(sim, ep.backend, ManualValidator(), LoopConfig(**FAST))
     t = None
     for e in loop.run(task.instruction()):
         if isinstance(e, AwaitingUser):
@@ -207,8 +198,8 @@ def test_stop_while_waiting_for_a_person_ends_promptly(sim):
 
 def test_every_episode_is_logged_for_replay(sim, tmp_path):
     task = make_task("pick_up", seed=5)
-    sim.reset(seed=5, task=task)
-    loop = ClosedLoop(sim, scripted(sim, task), sim_validator(sim, task), LoopConfig(log_dir=tmp_path))
+    ep = sim_episode(sim, task, seed=5)
+    loop = ClosedLoop(sim, ep.backend, ep.validator, LoopConfig(log_dir=tmp_path))
     ev = events_of(loop, task.instruction(), seed=5)
     done = ev[-1]
     assert done.log_dir and Path(done.log_dir).parent == tmp_path
@@ -233,8 +224,8 @@ def test_every_episode_is_logged_for_replay(sim, tmp_path):
 
 def test_tiny_hf_model_runs_end_to_end_every_block_parses(sim, tiny_backend):
     task = make_task("pick_up", seed=0)
-    sim.reset(seed=0, task=task)
-    loop = ClosedLoop(sim, tiny_backend, sim_validator(sim, task), LoopConfig(max_retries=1, **FAST))
+    ep = sim_episode(sim, task, seed=0, backend=tiny_backend)
+    loop = ClosedLoop(sim, ep.backend, ep.validator, LoopConfig(max_retries=1, **FAST))
     ev = events_of(loop, task.instruction())
     assert isinstance(ev[-1], EpisodeDone)
     assert not [e for e in ev if isinstance(e, ActionsRejected)], "a constrained block failed to parse"
@@ -248,10 +239,10 @@ def test_tiny_hf_model_runs_end_to_end_every_block_parses(sim, tiny_backend):
 
 def test_unconstrained_gibberish_is_rejected_never_executed(sim, tiny_backend):
     task = make_task("pick_up", seed=0)
-    sim.reset(seed=0, task=task)
+    ep = sim_episode(sim, task, seed=0, backend=tiny_backend)
     before = sim.ee_pos()
     cfg = LoopConfig(max_retries=2, constrained=False, action_tokens=24, **FAST)
-    ev = events_of(ClosedLoop(sim, tiny_backend, sim_validator(sim, task), cfg), task.instruction())
+    ev = events_of(ClosedLoop(sim, ep.backend, ep.validator, cfg), task.instruction())
     rejected = [e for e in ev if isinstance(e, ActionsRejected)]
     assert len(rejected) == 3 and all(r.text and r.error for r in rejected)
     assert not any(isinstance(e, StepExecuted) for e in ev)
@@ -262,8 +253,8 @@ def test_unconstrained_gibberish_is_rejected_never_executed(sim, tiny_backend):
 
 def test_stop_mid_generation_frees_the_model(sim, tiny_backend):
     task = make_task("pick_up", seed=0)
-    sim.reset(seed=0, task=task)
-    loop = ClosedLoop(sim, tiny_backend, sim_validator(sim, task), LoopConfig(**FAST))
+    ep = sim_episode(sim, task, seed=0, backend=tiny_backend)
+    loop = ClosedLoop(sim, ep.backend, ep.validator, LoopConfig(**FAST))
     ev = []
     for e in loop.run(task.instruction()):
         ev.append(e)

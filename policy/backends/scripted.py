@@ -30,14 +30,16 @@ class ScriptedBackend:
         expert: Any,
         chars_per_s: float = 300.0,
         codec: ActionCodec | None = None,
-        gripper_state: Callable[[], float] | None = None,
+        gripper_command: Callable[[], float] | None = None,
     ) -> None:
         if expert is None or not hasattr(expert, "subtasks") or not hasattr(expert, "plan_segment"):
             raise BackendError("the scripted backend needs a simulator expert with subtasks() and plan_segment(index) (use --robot sim)")
         self.expert = expert
         self.chars_per_s = float(chars_per_s)
         self.codec = codec or VerbalizedCodec()
-        self.gripper_state = gripper_state  # measured gripper (1 = open) before the segment
+        # the *commanded* gripper (1 = open) before the segment: a gripper closed on a wide object
+        # measures partly open, and the action language (like the training data) speaks commands
+        self.gripper_command = gripper_command
 
     # ------------------------------------------------------------------ the text
     def subtasks_text(self) -> str:
@@ -47,7 +49,7 @@ class ScriptedBackend:
         seg = self.expert.plan_segment(index)
         deltas = np.asarray(seg.deltas, dtype=float).reshape(-1, 3)
         gripper = np.asarray(seg.gripper, dtype=float).reshape(-1)
-        initial = None if self.gripper_state is None else float(self.gripper_state())
+        initial = None if self.gripper_command is None else float(self.gripper_command())
         block = verbalize_actions(deltas, gripper, initial_gripper=initial)
         steps = parse_actions(block)
         grips = [c.gripper for step in steps for c in step if c.gripper]

@@ -201,6 +201,12 @@ class SimRobot:
                 m.body_pos[b] = (p.x, p.y, spec.rest_z)
                 m.body_quat[b] = quat
 
+    def set_task(self, task) -> None:
+        """Judge and plan for `task` on the table as it is (no reset): the task must share its layout."""
+        if self.task is not None and task.layout != self.task.layout:
+            raise ValueError(f"task {task!r} needs the {task.layout!r} layout; reset(seed, task=...) re-arranges the table")
+        self.task = task
+
     # ------------------------------------------------------------------ state
     def ee_pos(self) -> np.ndarray:
         return self.data.site_xpos[self._ee].copy()
