@@ -27,7 +27,8 @@ def launch(argv: list[str] | None = None, block: bool = True, quiet: bool = Fals
     rt.start_camera()
 
     from app.format import CSS
-    from app.ui import add_camera_route, build
+    from app.camera_stream import add_camera_route
+    from app.ui import build
 
     import gradio as gr
 

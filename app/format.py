@@ -135,7 +135,8 @@ def _ms(seconds: float) -> str:
     return "<1 ms" if ms < 1 else f"{ms:.0f} ms" if ms < 10_000 else f"{seconds:.1f} s"
 
 
-def robot_state_md(ee_pos, gripper: float) -> str:
+def robot_state_html(ee_pos, gripper: float) -> str:
+    """The gripper state and end-effector position as one HTML line (under the camera)."""
     grip = "open" if gripper >= 0.5 else "closed"
     return (
         f'<div class="rs"><span><b>gripper</b> {grip} ({gripper:.2f})</span>'
