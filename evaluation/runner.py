@@ -48,15 +48,16 @@ def _backend(spec: PolicySpec) -> Any:
     return None  # scripted: built per episode from the sim
 
 
-def _validator(spec: PolicySpec, backend: Any, sim: Any, task: Any) -> Any:
-    from policy.validators import SimValidator, ValidatorError, make_validator
+def _validator(spec: PolicySpec, backend: Any, sim: Any) -> Any:
+    """The spec's validator; None for `sim` (the task's ground truth, built by policy.sim_episode)."""
+    from policy.validators import ValidatorError, make_validator
 
     kind = spec.validator or ("sim" if sim is not None else "manual")
     try:
         if kind == "sim":
             if sim is None:
                 raise TrialError(f"policy {spec.label}: validator=sim needs the simulator; on a real arm use manual, self, gemini or none")
-            return SimValidator.for_task(task, sim)
+            return None
         if kind == "self":
             return make_validator("self", backend=backend, adapter=not spec.no_adapter)
         if kind == "gemini":
@@ -150,20 +151,16 @@ class SimWorker:
 
     def run(self, spec: PolicySpec, trial: Trial) -> dict[str, Any]:
         """Run one trial and write its record (atomically); returns the record."""
-        from policy.backends.scripted import ScriptedBackend
         from policy.loop import ClosedLoop
-        from robot.sim.expert import ScriptedExpert
+        from policy.sim_episode import sim_episode
         from robot.sim.tasks import make_task
 
         sim, model = self.sim(), self.backend(spec)
         task = make_task(trial.task, seed=trial.seed)
-        sim.reset(seed=trial.seed, task=task)
+        ep = sim_episode(sim, task, seed=trial.seed, backend=model, validator=_validator(spec, model, sim))
         instruction = task.instruction(trial.lang)
-        backend = model
-        if spec.kind == "scripted":
-            backend = ScriptedBackend(ScriptedExpert(sim, task), chars_per_s=0.0, gripper_state=lambda: sim.gripper_command)
-        cfg = _loop_config(spec, backend, _fresh_log_dir(self.settings, spec, trial), not self.settings.pose_only_steps)
-        loop = ClosedLoop(sim, backend, _validator(spec, model, sim, task), cfg)
+        cfg = _loop_config(spec, ep.backend, _fresh_log_dir(self.settings, spec, trial), not self.settings.pose_only_steps)
+        loop = ClosedLoop(sim, ep.backend, ep.validator, cfg)
         t0 = time.perf_counter()
         done = _run_loop(loop, instruction, trial.seed)
         record = _record(spec, trial, instruction, done, bool(task.success(sim)), time.perf_counter() - t0,
@@ -231,7 +228,7 @@ class RealSession:
         self.ask("  press Enter when the scene is ready (the arm will move home, then run) ")
         self.robot.home()
         cfg = _loop_config(spec, model, _fresh_log_dir(self.settings, spec, trial), True)
-        loop = ClosedLoop(self.robot, model, _validator(spec, model, None, task), cfg)
+        loop = ClosedLoop(self.robot, model, _validator(spec, model, None), cfg)
         subtask = {"now": ""}
 
         def on_event(loop: Any, e: Any) -> None:
