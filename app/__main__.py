@@ -37,10 +37,9 @@ def launch(argv: list[str] | None = None, block: bool = True, quiet: bool = Fals
     # Everything loaded so far (torch, transformers, gradio, the model) lives as long as the
     # server: keep it out of the garbage collector's full passes, which otherwise take
     # ~250 ms with these libraries loaded and stall the camera and token streams.
-    import gc
+    from policy.gcfreeze import freeze_long_lived_objects
 
-    gc.collect()
-    gc.freeze()
+    freeze_long_lived_objects()
     theme = gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
     _, url, share_url = demo.launch(
         server_name=cfg.host, server_port=cfg.port, share=cfg.share, auth=cfg.auth, prevent_thread_lock=True,

@@ -145,6 +145,10 @@ def _backend(args: argparse.Namespace) -> Any:
         from policy.backends.hf import HFBackend
         from policy.model import ModelLoadError
 
+        if args.quiet:  # --quiet prints episode results only: no "Loading weights" bar
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
         try:
             return HFBackend.from_pretrained(args.model, adapter=args.adapter)
         except (ModelLoadError, BackendError) as e:
@@ -205,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from policy.gcfreeze import freeze_long_lived_objects
     from policy.language import VerbalizedCodec
     from policy.loop import ClosedLoop, LoopConfig
 
@@ -231,10 +236,7 @@ def _main(args: argparse.Namespace) -> int:
         raise CLIError("give --instruction TEXT or --task NAME")
 
     backend = _backend(args)
-    import gc  # the model and its libraries live until exit: spare them the GC's full passes (~250 ms each)
-
-    gc.collect()
-    gc.freeze()
+    freeze_long_lived_objects()  # the model and its libraries live until exit: spare them the GC's full passes
     codec = getattr(backend, "codec", None) or VerbalizedCodec()
     try:
         sim = SimRobot(SimConfig(image_size=args.image_size), seed=args.seed, task=task0)

@@ -35,10 +35,9 @@ def pytest_collection_finish(session):
     the garbage collector's sight. Without this, each full collection walks millions of
     long-lived objects and stalls every thread of the in-process app server for tens of
     milliseconds, enough to make its streaming and timing look broken in the browser tests."""
-    import gc
+    from policy.gcfreeze import freeze_long_lived_objects
 
-    gc.collect()
-    gc.freeze()
+    freeze_long_lived_objects()
 
 
 import pytest  # noqa: E402

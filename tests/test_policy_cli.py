@@ -74,3 +74,14 @@ def test_cli_errors_are_one_line(capsys, monkeypatch, argv, message):
 def test_cli_help_runs_as_a_module():
     r = subprocess.run([sys.executable, "-m", "policy", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "--policy" in r.stdout and "--validator" in r.stdout
+
+
+@pytest.mark.parametrize("backend", ["scripted", "hf"])
+def test_a_cli_run_ends_with_its_result_and_nothing_on_stderr(backend, request):
+    """No library noise: no "nanobind: leaked ... triton" report at exit, no weight-loading bar with --quiet."""
+    argv = ["--task", "pick_up", "--episodes", "1", "--quiet", "--max-retries", "0", *FAST]
+    if backend == "hf":
+        argv += ["--policy", "hf", "--model", str(request.getfixturevalue("tiny_model_dir"))]
+    r = subprocess.run([sys.executable, "-m", "policy", *argv], capture_output=True, text=True, timeout=300)
+    assert r.returncode in (0, 1) and r.stdout.splitlines()[-1].startswith("success: "), r.stdout + r.stderr
+    assert r.stderr == ""
