@@ -71,7 +71,7 @@ def _losses(out: Path) -> dict[int, float]:
 
 def test_two_processes_match_one_write_once_and_resume(tiny_model_dir, dlan, tmp_path):
     one = finetune(FinetuneConfig(base=str(tiny_model_dir), data=str(dlan), out=str(tmp_path / "one"), **RUN))
-    assert one["world_size"] == 1 and one["gradient_accumulation_steps"] == 4
+    assert one["world_size"] == 1 and one["gradient_accumulation_steps"] == 4 and one["distributed"] == "NO"
 
     # 1. two processes through accelerate's torchrun launcher, stopped after 2 of the 4 steps
     bin_dir = Path(sys.executable).parent
@@ -81,7 +81,7 @@ def test_two_processes_match_one_write_once_and_resume(tiny_model_dir, dlan, tmp
                 _flags(tiny_model_dir, dlan, two, max_steps=2))
     assert p.stdout.count("adapter written to") == 1 and p.stdout.count('"global_step": 2') == 1, p.stdout
     cfg = json.loads((two / "training_config.json").read_text())
-    assert cfg["world_size"] == 2 and cfg["gradient_accumulation_steps"] == 2
+    assert cfg["world_size"] == 2 and cfg["gradient_accumulation_steps"] == 2 and cfg["distributed"] == "MULTI_CPU"
     assert "1 per device x 2 accumulation x 2 devices" in (two / "README.md").read_text()
     ckpt = two / "checkpoints" / "checkpoint-2"
     assert (ckpt / "rng_state_0.pth").exists() and (ckpt / "rng_state_1.pth").exists()  # the trainer's per-rank state

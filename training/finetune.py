@@ -487,6 +487,7 @@ def finetune(cfg: FinetuneConfig | PreparedRun) -> dict:
         "gradient_checkpointing": args.gradient_checkpointing,
         "device": str(args.device),
         "world_size": _world_size(),
+        "distributed": str(trainer.accelerator.distributed_type).split(".")[-1],  # NO, MULTI_CPU, MULTI_GPU, DEEPSPEED, FSDP
         "trainable_parameters": trainable,
         "total_parameters": total,
         "global_step": trainer.state.global_step,
