@@ -247,9 +247,9 @@ class Handlers:
         return self.panels.render(sid, self.rt.snapshot(), channel="watch")
 
     def history(self):
-        """Finished episodes (newest first) and their JSON logs."""
+        """Finished episodes (newest first) and their episode logs (zipped folders: episode.jsonl + frames)."""
         rows = self.rt.history.rows
-        return fmt.history_rows(rows), [str(r.log_path) for r in rows] or None
+        return fmt.history_rows(rows), [str(r.log_zip) for r in rows if r.log_zip] or None
 
     def camera_image(self):
         """The current camera image, for the VQA tab."""

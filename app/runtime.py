@@ -140,7 +140,7 @@ class Runtime:
                 self.lock.release(session)
                 raise UserError(f"could not start: {e}") from e
             self.robot.safety.reset()  # a new episode re-arms the arm after an e-stop
-            cfg = LoopConfig(max_retries=self.config.max_retries, step_through=step_through)
+            cfg = LoopConfig(max_retries=self.config.max_retries, step_through=step_through, log_dir=self.config.logs)
             self.loop = ClosedLoop(self.robot, backend, validator, cfg)
             self.view = EpisodeView(driver=session)
             self._thread = threading.Thread(

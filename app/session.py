@@ -3,14 +3,14 @@
 `EpisodeView.apply(event)` folds each `policy.events` event into plain fields the
 panels render (subtask statuses, the streaming plan/action text, executed commands,
 verdicts, the end-effector path). It is UI-independent and thread-safe: the loop's
-thread applies events while page handlers read snapshots. `log()` is the episode's
-JSON log (every event, in order), which the history offers as a download.
+thread applies events while page handlers read snapshots. The episode's log is the
+loop's own (`policy.episode_log`, in `log_dir`); `History` offers it zipped as a download.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -80,7 +80,7 @@ class EpisodeView:
     duration_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     version: int = 0
-    events: list[dict[str, Any]] = field(default_factory=list)
+    log_dir: str | None = None  # the loop's episode log folder (policy.episode_log), from EpisodeDone
     token_times: list[tuple[float, int]] = field(default_factory=list, repr=False)  # (wall time, version)
 
     def __post_init__(self) -> None:
@@ -90,7 +90,6 @@ class EpisodeView:
     def apply(self, e: ev.Event) -> None:
         with self._mutex:
             self._apply(e)
-            self.events.append(event_record(e))
             self.version += 1
 
     def _apply(self, e: ev.Event) -> None:
@@ -156,6 +155,7 @@ class EpisodeView:
             self.retries = e.retries
             self.timings = dict(e.timings)
             self.duration_s = e.t
+            self.log_dir = e.log_dir
             self.awaiting = None
             for st in self.subtasks:
                 if st.status in (RUNNING, RETRYING):
@@ -184,7 +184,6 @@ class EpisodeView:
                 subtasks=[dataclasses.replace(s) for s in self.subtasks],
                 commands=list(self.commands),
                 verdicts=list(self.verdicts),
-                events=[],  # logs are read with log()
                 token_times=list(self.token_times),
                 timings=dict(self.timings),
             )
@@ -202,47 +201,6 @@ class EpisodeView:
         pts += [(c.ee_pos, c.index) for c in self.commands]
         return pts
 
-    def log(self) -> dict[str, Any]:
-        with self._mutex:
-            return {
-                "instruction": self.instruction,
-                "policy": self.policy,
-                "validator": self.validator,
-                "seed": self.seed,
-                "started_at": self.started_at,
-                "success": self.success,
-                "reason": self.reason,
-                "retries": self.retries,
-                "duration_s": round(self.duration_s, 3),
-                "subtasks": [{"name": s.name, "status": s.status, "attempts": s.attempts} for s in self.subtasks],
-                "events": list(self.events),
-            }
-
-    def write_log(self, folder: Path, number: int) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"episode-{number:03d}.json"
-        path.write_text(json.dumps(self.log(), indent=1, default=_json_default))
-        return path
-
-
-def event_record(e: ev.Event) -> dict[str, Any]:
-    rec = {"type": type(e).__name__}
-    rec.update(dataclasses.asdict(e))
-    return rec
-
-
-def _json_default(o: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    return str(o)
-
 
 @dataclass
 class HistoryRow:
@@ -252,11 +210,12 @@ class HistoryRow:
     retries: int
     duration_s: float
     reason: str
-    log_path: Path
+    log_dir: Path | None  # the loop's episode log folder (None: the episode ended before the loop logged)
+    log_zip: Path | None  # the same folder zipped, for the download
 
 
 class History:
-    """Finished episodes of this demo run, newest first, each with its JSON log on disk."""
+    """Finished episodes of this demo run, newest first, each with its episode log (policy.episode_log)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -266,7 +225,9 @@ class History:
     def add(self, view: EpisodeView) -> HistoryRow:
         with self._mutex:
             number = len(self.rows) + 1
-            path = view.write_log(self.folder, number)
-            row = HistoryRow(number, view.instruction, view.success, view.retries, view.duration_s, view.reason, path)
+            log_dir = Path(view.log_dir) if view.log_dir else None
+            log_zip = Path(shutil.make_archive(str(log_dir), "zip", root_dir=log_dir)) if log_dir else None
+            row = HistoryRow(number, view.instruction, view.success, view.retries, view.duration_s, view.reason,
+                             log_dir, log_zip)
             self.rows.insert(0, row)
             return row

@@ -122,7 +122,7 @@ def _history_tab(page: SimpleNamespace) -> None:
     page.history_table = gr.Dataframe(headers=["#", "instruction", "success", "retries", "time (s)", "result"],
                                       datatype=["number", "str", "str", "number", "number", "str"],
                                       interactive=False, elem_id="history")
-    page.history_files = gr.File(label="Episode logs (JSON, every event)", file_count="multiple", interactive=False,
+    page.history_files = gr.File(label="Episode logs (zip: episode.jsonl + frames; training.verbalize --format episode_log reads them)", file_count="multiple", interactive=False,
                                  elem_id="history-files")
     page.refresh_hist = gr.Button("Refresh", size="sm")
 

@@ -98,6 +98,7 @@ class StepExecuted(Event):
     ee_pos: tuple[float, float, float]  # measured after the step
     gripper: float  # measured after the step, 1 = open
     clamps: tuple[str, ...] = ()  # what the safety filter changed, one line each
+    gripper_command: float | None = None  # the gripper target this step commanded (1 = open); None: unchanged
 
     @property
     def clamped(self) -> bool:

@@ -29,19 +29,14 @@ not done and retries remain (`max_retries` per subtask), else EpisodeDone(succes
 with the reason. A stop or e-stop ends the episode between any two events, and before
 every robot step.
 
-Logging: with `log_dir`, every episode writes `<log_dir>/<time>_<instruction>/episode.jsonl`
-(one JSON object per event except Tokens, plus `Observation` records naming PNGs under
-`images/`, and one `Segment` record per executed block with the fields of a verbalized
-training record: image, instruction, subtasks, subtask, plan, actions, state,
-displacement). `load_log(dir)` reads it back for replay.
+Logging: with `log_dir`, every episode writes its log folder (`policy.episode_log`: every
+event but Tokens, the frames, one `Segment` record per executed block with the fields of a
+D_lan record); `policy.episode_log.load_log(dir)` reads it back.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import queue
-import re
 import threading
 import time
 import traceback
@@ -67,6 +62,7 @@ from policy.events import (
     VerdictGiven,
     vec,
 )
+from policy.episode_log import EpisodeLog
 from policy.language import ActionCodec, ActionParseError, Command, VerbalizedCodec, plan_agrees
 from policy.prompts import (
     ACTIONS_PREFIX,
@@ -81,7 +77,7 @@ from policy.prompts import (
 )
 from robot.base import EStopEngaged, Robot, SafetyError
 
-__all__ = ["ClosedLoop", "LoopConfig", "Step", "block_steps", "load_log", "run_episode"]
+__all__ = ["ClosedLoop", "LoopConfig", "Step", "block_steps"]
 
 Step = tuple[tuple[float, float, float], "float | None"]  # (delta metres, gripper target or None)
 
@@ -184,7 +180,7 @@ class ClosedLoop:
         self._t0 = time.perf_counter()
         self._timings = {k: 0.0 for k in ("subtasks_s", "prefill_s", "decode_s", "tokens", "parse_s", "execute_s", "validate_s", "user_s", "log_s")}
         self._counts = {"retries": 0, "rejected": 0, "done": 0}
-        self._log = _EpisodeLog(self.config.log_dir, instruction) if self.config.log_dir else None
+        self._log = EpisodeLog(self.config.log_dir, instruction) if self.config.log_dir else None
         self._last_obs = None
         inner = self._episode(instruction, seed)
         done: EpisodeDone | None = None
@@ -383,6 +379,7 @@ class ClosedLoop:
                         yield StepExecuted(
                             t=self._t(), index=index, step=k, requested=vec(fc.requested), executed=vec(fc.delta),
                             target=vec(fc.target), ee_pos=vec(ee), gripper=gr, clamps=tuple(fc.reasons),
+                            gripper_command=fc.gripper,
                         )
                     # ---- stage 3: the verdict
                     self._check()
@@ -527,80 +524,3 @@ class ClosedLoop:
 def _agrees(plan: str, steps: tuple[Step, ...]) -> bool:
     total = np.sum([np.asarray(d) for d, _ in steps], axis=0) if steps else np.zeros(3)
     return bool(plan_agrees(plan, total))
-
-
-def run_episode(robot: Robot, backend: Any, validator: Any, instruction: str, config: LoopConfig | None = None, seed: int | None = None) -> Iterator[Event]:
-    """One episode with a fresh ClosedLoop (no outside controls)."""
-    return ClosedLoop(robot, backend, validator, config).run(instruction, seed=seed)
-
-
-# ---------------------------------------------------------------------------- logging
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    return x
-
-
-class _EpisodeLog:
-    def __init__(self, root: str | Path, instruction: str) -> None:
-        slug = re.sub(r"[^a-z0-9]+", "_", instruction.lower()).strip("_")[:40] or "episode"
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = Path(root) / f"{stamp}_{slug}"
-        d, n = base, 1
-        while d.exists():
-            n += 1
-            d = Path(f"{base}_{n}")
-        (d / "images").mkdir(parents=True)
-        self.dir = d
-        self._f = open(d / "episode.jsonl", "w", encoding="utf-8")
-        self._n = 0
-
-    def write(self, record: dict[str, Any]) -> None:
-        self._f.write(json.dumps(_jsonable(record)) + "\n")
-        self._f.flush()
-
-    def event(self, event: Event) -> None:
-        self.write({"type": type(event).__name__, **dataclasses.asdict(event)})
-
-    def _image(self, image: np.ndarray) -> str:
-        from PIL import Image
-
-        name = f"images/{self._n:05d}.png"
-        self._n += 1
-        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(self.dir / name)
-        return name
-
-    def observation(self, t: float, obs: Any, **where: Any) -> None:
-        self.write({"type": "Observation", "t": t, "image": self._image(obs.image), "ee_pos": obs.ee_pos, "gripper": float(obs.gripper), **where})
-
-    def segment(self, t: float, image: np.ndarray, *, instruction: str, subtasks: list[str], index: int, **rest: Any) -> None:
-        self.write({
-            "type": "Segment", "t": t, "image": self._image(image), "instruction": instruction, "subtasks": subtasks,
-            "subtask": subtasks[index], "index": index, **rest,
-        })
-
-    def close(self) -> None:
-        self._f.close()
-
-
-def load_log(path: str | Path) -> list[dict[str, Any]]:
-    """An episode log (its folder or its episode.jsonl) as a list of records; image paths made absolute."""
-    p = Path(path)
-    f = p / "episode.jsonl" if p.is_dir() else p
-    if not f.exists():
-        raise FileNotFoundError(f"no episode log at {f}; pass a folder written by the loop's log_dir")
-    records = []
-    for line in f.read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
-        if "image" in r and isinstance(r["image"], str):
-            r["image"] = str(f.parent / r["image"])
-        records.append(r)
-    return records

@@ -1,7 +1,7 @@
 """The demo's UI-independent pieces: driver lock, episode view, panel text, 3D figure, flags."""
 
-import json
 import threading
+import zipfile
 
 import pytest
 
@@ -91,17 +91,21 @@ def test_view_folds_the_event_stream():
     assert "busy" in status_html(v, True, False)
 
 
-def test_stopped_episode_marks_running_subtask_failed_and_log_is_json(tmp_path):
+def test_stopped_episode_marks_running_subtask_failed_and_history_offers_the_loop_log(tmp_path):
     v = EpisodeView()
     for e in _episode(success=False):
         v.apply(e)
     assert v.subtasks[1].status == "failed"
     hist = History(tmp_path)
+    row = hist.add(v)  # no loop log folder in these hand-made events: nothing to offer
+    assert row.success is False and row.instruction == "recoge la zanahoria" and row.log_zip is None
+    (tmp_path / "ep" / "images").mkdir(parents=True)
+    (tmp_path / "ep" / "episode.jsonl").write_text('{"type": "EpisodeStarted"}\n')
+    v.log_dir = str(tmp_path / "ep")
     row = hist.add(v)
-    log = json.loads(row.log_path.read_text())
-    assert log["success"] is False and log["instruction"] == "recoge la zanahoria"
-    assert [e["type"] for e in log["events"]][:2] == ["EpisodeStarted", "Tokens"]
-    assert log["events"][-1]["type"] == "EpisodeDone"
+    assert hist.rows[0] is row and row.number == 2
+    with zipfile.ZipFile(row.log_zip) as z:
+        assert "episode.jsonl" in z.namelist()
 
 
 def test_view_fail_closes_an_unfinished_episode():

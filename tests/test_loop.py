@@ -23,7 +23,8 @@ from policy.events import (
     Tokens,
     VerdictGiven,
 )
-from policy.loop import ClosedLoop, LoopConfig, load_log
+from policy.episode_log import load_log
+from policy.loop import ClosedLoop, LoopConfig
 from policy.sim_episode import sim_episode
 from policy.validators import ManualValidator, NoneValidator
 from tests.policy_helpers import tiny_adapter_dir, tiny_backend  # noqa: F401

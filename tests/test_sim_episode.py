@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from app.build import build_runtime
 from app.config import from_args
 from app.runtime import wait_until
 from policy.__main__ import main as cli_main
-from policy.loop import load_log
+from policy.episode_log import load_log
 
 pytest.importorskip("robot.sim.robot")
 
@@ -35,7 +33,7 @@ def test_app_and_cli_write_identical_text_for_the_same_seed_and_task(tmp_path, c
     try:
         rt.start(instruction, "a")
         assert wait_until(lambda: not rt.running, 120), "the demo's episode did not end"
-        app_records = json.loads(rt.history.rows[0].log_path.read_text())["events"]
+        app_records = load_log(rt.history.rows[0].log_dir)
     finally:
         rt.close()
 

@@ -1,6 +1,6 @@
 """Verbalize robot trajectories into D_lan: subtask, plan and action text per step.
 
-    python -m training.verbalize --input DIR --format bridge_raw|lerobot --labeler rules|gemini \\
+    python -m training.verbalize --input DIR --format bridge_raw|lerobot|episode_log --labeler rules|gemini \\
         --out DIR [--workers N] [--limit K] [--resume] [--strict]
 
 Reads every episode, segments it into subtasks, labels the segments (rules by default,
@@ -217,7 +217,7 @@ def format_summary(s: dict[str, Any], out: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.verbalize", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--input", required=True, help="dataset folder (Bridge raw: holds traj_group*/traj*/; LeRobot v3: holds meta/info.json)")
+    ap.add_argument("--input", required=True, help="dataset folder (Bridge raw: holds traj_group*/traj*/; LeRobot v3: holds meta/info.json; episode_log: the loop's log folder)")
     ap.add_argument("--format", default="bridge_raw", choices=FORMATS)
     ap.add_argument("--labeler", default="rules", choices=("rules", "gemini"))
     ap.add_argument("--out", required=True, help="D_lan output folder")

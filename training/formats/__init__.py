@@ -2,6 +2,7 @@
 
     bridge_raw   BridgeData V2 raw folders (reader + writer)
     lerobot      LeRobot v3 datasets (reader + a small writer used for fixtures)
+    episode_log  the closed loop's episode logs (policy.episode_log), successful episodes only
 
 Each format module exposes `list_episodes(root, ...) -> list[str]` and
 `read_episode(root, ref, ...) -> Episode` (raising `EpisodeError` with a one-line reason).
@@ -11,7 +12,7 @@ from training.formats.episode import Episode, EpisodeError, LazyImages
 
 __all__ = ["Episode", "EpisodeError", "LazyImages", "FORMATS", "Reader"]
 
-FORMATS = ("bridge_raw", "lerobot")
+FORMATS = ("bridge_raw", "lerobot", "episode_log")
 
 
 class Reader:
