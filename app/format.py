@@ -11,10 +11,6 @@ STATUS_ICON = {PENDING: "○", RUNNING: "◐", DONE: "✓", RETRYING: "↻", FAI
 _E = html.escape
 
 
-def cm(v: Iterable[float]) -> str:
-    return "(" + ", ".join(f"{x * 100:+.1f}" for x in v) + ") cm"
-
-
 def header_html(robot: str, policy: str, model: str, validator: str, extra: str = "") -> str:
     chips = [("robot", robot), ("policy", policy), ("model", model), ("validator", validator)]
     body = "".join(f'<span class="chip"><b>{_E(k)}</b> {_E(v)}</span>' for k, v in chips if v)

@@ -46,10 +46,6 @@ class DriverLock:
                 return True
             return False
 
-    def force_release(self) -> None:
-        with self._mutex:
-            self._holder = None
-
     @property
     def holder(self) -> Holder | None:
         return self._holder

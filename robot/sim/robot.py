@@ -246,9 +246,6 @@ class SimRobot:
         """Every object's position (metres, base frame): pickables, containers and cards."""
         return {n: self.data.xpos[b].copy() for n, b in self._obj_body.items()}
 
-    def object_quat(self, name: str) -> np.ndarray:
-        return self.data.xquat[self._obj_body[name]].copy()
-
     def object_velocity(self, name: str) -> float:
         """Linear speed of a pickable object, m/s."""
         a = self.model.joint(name).dofadr[0]
