@@ -6,6 +6,7 @@ import html
 from typing import Iterable
 
 from app.session import DONE, FAILED, PENDING, RETRYING, RUNNING, EpisodeView, HistoryRow
+from policy.prompts import ACTIONS_PREFIX, PLAN_PREFIX
 
 STATUS_ICON = {PENDING: "○", RUNNING: "◐", DONE: "✓", RETRYING: "↻", FAILED: "✗"}
 _E = html.escape
@@ -67,8 +68,8 @@ def stream_html(view: EpisodeView | None) -> str:
     plan_cursor = cursor if streaming and not st.actions else ""
     act_cursor = cursor if streaming and st.actions else ""
     err = f'<div class="perr">✗ not executed: {_E(st.error)}</div>' if st.error else ""
-    plan = _strip_prefix(st.plan, "Plan:")
-    actions = _strip_prefix(st.actions, "Actions:")
+    plan = _strip_prefix(st.plan, PLAN_PREFIX)
+    actions = _strip_prefix(st.actions, ACTIONS_PREFIX)
     return (
         f'<div class="cur">Subtask {view.current + 1}: <b>{_E(st.name)}</b></div>'
         f'<div class="lbl">Plan</div><div class="plan">{_E(plan)}{plan_cursor}</div>'
@@ -77,8 +78,9 @@ def stream_html(view: EpisodeView | None) -> str:
 
 
 def _strip_prefix(text: str, prefix: str) -> str:
-    t = text.lstrip()
-    return t[len(prefix):].lstrip() if t.startswith(prefix) else text
+    """`text` without its leading stage prefix (policy.prompts' PLAN_PREFIX / ACTIONS_PREFIX)."""
+    t, p = text.lstrip(), prefix.strip()
+    return t[len(p):].lstrip() if t.startswith(p) else text
 
 
 def cm_short(v: Iterable[float]) -> str:

@@ -110,6 +110,7 @@ def keep_moving(rt, stop: threading.Event) -> None:
 def token_delays(rt, shown: list[list[float]]) -> list[float]:
     """Match each server-side action token (wall time, subtask, displayed length) to its first showing."""
     from app.format import _strip_prefix
+    from policy.prompts import ACTIONS_PREFIX
 
     view = rt.view
     events = view.events
@@ -122,7 +123,7 @@ def token_delays(rt, shown: list[list[float]]) -> list[float]:
         if e["type"] != "Tokens" or e["stage"] != "actions" or version not in wall:
             continue
         text[e["index"]] = text.get(e["index"], "") + e["text"]
-        n = len(_strip_prefix(text[e["index"]], "Actions:"))
+        n = len(_strip_prefix(text[e["index"]], ACTIONS_PREFIX))
         t_server = wall[version]
         seen = [t / 1000 for t, sub, length in shown if sub == e["index"] + 1 and length >= n and t / 1000 >= t_server - 0.5]
         if seen:

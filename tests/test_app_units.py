@@ -91,6 +91,22 @@ def test_view_folds_the_event_stream():
     assert "busy" in status_html(v, True, False)
 
 
+def test_stream_panel_shows_plan_and_actions_without_the_prompt_prefixes():
+    from policy.prompts import ACTIONS_PREFIX, PLAN_PREFIX, format_plan_actions
+
+    answer = format_plan_actions("move forward", "[[move forward 2.0 cm]]")
+    plan, actions = answer.split("\n")
+    v = EpisodeView()
+    for e in (ev.EpisodeStarted(0.0, "pick up the carrot", "scripted", "sim", 3),
+              ev.SubtasksPlanned(0.1, ("reach for the carrot",), "1. reach for the carrot", 0.1),
+              ev.SubtaskStarted(0.2, 0, "reach for the carrot", 1),
+              ev.Tokens(0.3, "plan", 0, plan + "\n"), ev.Tokens(0.4, "actions", 0, actions)):
+        v.apply(e)
+    html = stream_html(v)
+    assert PLAN_PREFIX.strip() not in html and ACTIONS_PREFIX.strip() not in html
+    assert '<div class="plan">move forward' in html and '<pre class="actions" id="action-text">[[move forward 2.0 cm]]' in html
+
+
 def test_stopped_episode_marks_running_subtask_failed_and_history_offers_the_loop_log(tmp_path):
     v = EpisodeView()
     for e in _episode(success=False):
