@@ -520,7 +520,9 @@ class VerbalizedCodec:
         return parse_actions(text)
 
 
-_GRAMMAR_WORDS = " ".join([*DIRECTIONS, "move", "cm", "open", "close", "gripper"])
+# Every word parse_actions reads (the lenient "open the gripper" and "backwards" included): a
+# reserved digit token inside one of them would be substituted there when decoding.
+_GRAMMAR_WORDS = " ".join([*_DIR_ALIASES, "move", "cm", "open", "close", "the", "gripper"])
 _CANON_NUMBER = re.compile(r"(?<= )(" + _NUMBER + r")(?= cm)")
 
 

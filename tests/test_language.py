@@ -255,6 +255,13 @@ def test_reserved_tokens_codec_round_trip():
         get_codec("bytes")
 
 
+@pytest.mark.parametrize("inside", ["ove", "gri", "th", "wards"])  # move, gripper, "open the gripper", backwards
+def test_reserved_tokens_refuse_a_piece_of_any_word_the_parser_reads(inside):
+    tokens = [inside] + [f"<unused{i}>" for i in range(1, 10)]
+    with pytest.raises(ValueError, match="word of the grammar"):
+        ReservedTokensCodec(tokens)
+
+
 _UNICODE_SPACES = [chr(c) for c in range(0x110000) if chr(c).isspace() and chr(c) not in " \t\n\r"]
 
 

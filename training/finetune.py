@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from policy.prompts import ACTIONS_PREFIX, PLAN_PREFIX
+
 __all__ = [
     "FinetuneConfig",
     "LANGUAGE_MODEL_TARGETS",
@@ -217,10 +219,10 @@ def select_reserved_tokens(model: Any, processor: Any, reference_texts: Sequence
         if any(c in piece for c in "▁Ġ[],.") or any(c.isdigit() or c.isspace() or not c.isprintable() for c in piece):
             continue
         text = tok.decode([i])
-        if text != piece or text.lower() in _GRAMMAR_TEXT or any(text in t for t in reference_texts):
-            continue  # must not occur inside the action grammar's words nor anywhere in the reference text
+        if text != piece or text.lower() in _STAGE_PREFIXES or any(text in t for t in reference_texts):
+            continue  # must not occur inside a stage prefix nor anywhere in the reference text
         try:
-            ReservedTokensCodec([text] + [f"\x00{j}" for j in range(9)])  # validates the piece's characters only
+            ReservedTokensCodec([text] + [f"\x00{j}" for j in range(9)])  # the codec's own rules: characters, grammar words
         except ValueError as e:
             if repr(text) in str(e):
                 continue
@@ -242,7 +244,7 @@ def select_reserved_tokens(model: Any, processor: Any, reference_texts: Sequence
     return chosen, info
 
 
-_GRAMMAR_TEXT = "move forward backward left right up down cm open close the gripper actions: plan:"
+_STAGE_PREFIXES = (PLAN_PREFIX + ACTIONS_PREFIX).lower()  # "plan: actions: " (the grammar's words are the codec's check)
 
 
 def _spells_cleanly(tok: Any, pieces: list[str]) -> bool:
