@@ -14,13 +14,13 @@ from policy.language import ReservedTokensCodec, parse_actions, verbalize_action
 from policy.model import load_model
 from policy.prompts import action_prompt, user_message
 from tests.dlan_helpers import make_dlan
+from training.dlan import read_records
 from training.finetune import (
     FinetuneConfig,
     build_samples,
     finetune,
     main,
     prepare,
-    read_dlan,
     select_reserved_tokens,
     split_by_episode,
 )
@@ -73,7 +73,7 @@ def _logits_and_greedy(model, processor, n=12):
 
 
 def test_split_is_by_whole_episode_and_deterministic(dlan):
-    recs = read_dlan(dlan)
+    recs = read_records(dlan)
     tr, ev = split_by_episode(recs, 0.2)
     assert ev and tr
     assert not {r["episode"] for r in tr} & {r["episode"] for r in ev}
@@ -83,7 +83,7 @@ def test_split_is_by_whole_episode_and_deterministic(dlan):
 def test_samples_come_from_the_pipelines_definition(dlan):
     from training.dlan import chat_samples
 
-    recs = read_dlan(dlan)
+    recs = read_records(dlan)
     mine = build_samples(recs, dlan)
     theirs = list(chat_samples(dlan))
     assert [s["messages"] for s in mine] == [s["messages"] for s in theirs]
@@ -223,7 +223,7 @@ def test_cli_errors_are_one_line(tiny_model_dir, dlan, tmp_path, capsys):
 def test_reserved_tokens_are_rare_single_tokens_and_round_trip(tiny_model_dir, dlan):
     lm = load_model(tiny_model_dir)
     tok = lm.processor.tokenizer
-    texts = [lm.processor.apply_chat_template(s["messages"], tokenize=False) for s in build_samples(read_dlan(dlan)[:6], dlan)]
+    texts = [lm.processor.apply_chat_template(s["messages"], tokenize=False) for s in build_samples(read_records(dlan)[:6], dlan)]
     digits, info = select_reserved_tokens(lm.model, lm.processor, texts)
     assert len(set(digits)) == 10
     special = set(tok.all_special_tokens)

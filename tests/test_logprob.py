@@ -12,7 +12,8 @@ from PIL import Image
 from policy.language import get_codec
 from policy.model import load_model
 from tests.dlan_helpers import make_dlan
-from training.finetune import build_samples, read_dlan
+from training.dlan import read_records
+from training.finetune import build_samples
 from training.logprob import action_logprob, action_span, logprob_study, main
 
 
@@ -26,7 +27,7 @@ def dlan(tmp_path_factory):
 
 def test_span_is_the_action_block_and_logprob_matches_the_models_own_loss(tiny_model_dir, dlan):
     lm = load_model(tiny_model_dir)
-    r = read_dlan(dlan)[1]
+    r = read_records(dlan)[1]
     (sample,) = build_samples([r], dlan, None, ("actions",))
     img = Image.open(sample["images"][0]).convert("RGB")
     enc, span = action_span(lm.processor, sample, r["actions"], img)
@@ -50,7 +51,7 @@ def test_study_scores_both_codecs_and_writes_html_and_json(tiny_model_dir, dlan,
     for name, s in out["summary"].items():
         assert s["samples"] == 3 and np.isfinite(s["mean"]) and s["max"] < 0 and s["mean_tokens"] > 0
     codec = get_codec("reserved_tokens", out["reserved_tokens"])
-    canonical = read_dlan(dlan)[0]["actions"]
+    canonical = read_records(dlan)[0]["actions"]
     assert codec.decode(codec.encode(canonical)) == get_codec("verbalized").decode(canonical)
     assert '"summary"' in capsys.readouterr().out
 

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from policy.language import block_displacement, get_codec, parse_actions, plan_agrees
 from policy.prompts import parse_plan_actions, parse_subtasks, parse_verdict
-from training.dlan import RECORD_FIELDS, DlanWriter, build_records, chat_samples, end_image, iter_records
+from tests.dlan_helpers import make_dlan
+from training.dlan import RECORD_FIELDS, DlanError, DlanWriter, build_records, chat_samples, end_image, iter_records, read_records
 from training.formats import Reader
 from training.formats import lerobot
 from training.formats.bridge_raw import write_episode
@@ -272,6 +273,29 @@ def test_chat_samples_through_the_prompts(tmp_path):
     assert "<r" in text and codec.decode(parse_plan_actions(text).actions) == parse_actions(recs[1]["actions"])
     assert s["images"] == [recs[1]["image"]]
     assert set(chat_samples(recs[0], kinds=("actions",)).__next__()) == {"messages", "images"}
+
+
+def test_read_records_is_the_one_checked_dlan_reader(tmp_path):
+    d = make_dlan(tmp_path / "d", episodes=2, steps=2)
+    recs = read_records(d)
+    assert recs == list(iter_records(d)) and len(recs) == 4 and recs[0]["image"] == "images/ep000/0.jpg"
+    lines = (d / "data.jsonl").read_text().splitlines()
+    cases = [
+        (tmp_path / "nope", "D_lan folder .* does not exist"),
+        (tmp_path, "has no data.jsonl"),
+    ]
+    for name, text, error in [
+        ("empty", "\n", r"data.jsonl is empty"),
+        ("torn", lines[0] + "\n" + lines[1][:20] + "\n", r"data.jsonl:2: not valid JSON"),
+        ("no_plan", json.dumps({k: v for k, v in json.loads(lines[0]).items() if k != "plan"}) + "\n", r"data.jsonl:1: missing field\(s\) plan"),
+        ("no_image", lines[0] + "\n", r"image .*0.jpg does not exist"),
+    ]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "data.jsonl").write_text(text)
+        cases.append((tmp_path / name, error))
+    for folder, error in cases:
+        with pytest.raises(DlanError, match=error):
+            read_records(folder)
 
 
 def test_rules_labeler_phrasings():

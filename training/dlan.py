@@ -62,6 +62,9 @@ __all__ = [
     "write_step_images",
     "end_image",
     "iter_records",
+    "read_records",
+    "DlanError",
+    "SAMPLE_FIELDS",
     "chat_samples",
     "DlanWriter",
     "dlan_stats",
@@ -69,6 +72,8 @@ __all__ = [
 ]
 
 RECORD_FIELDS = ("episode", "step", "num_steps", "image", "instruction", "subtasks", "subtask", "plan", "actions", "state", "displacement")
+#: What a training sample is made from (chat_samples): a record read back without one of these is refused.
+SAMPLE_FIELDS = ("episode", "step", "image", "instruction", "subtasks", "subtask", "plan", "actions")
 FAITHFUL_TOL = 0.0005 + 1e-9  # metres: half a rounding unit (0.05 cm) per axis
 MAX_STEP_JUMP = 0.25  # metres in one 5 Hz step: anything larger is a broken state stream, not motion
 
@@ -197,16 +202,46 @@ def end_image(record: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- reading D_lan
 
 
+class DlanError(ValueError):
+    """A D_lan folder that cannot be read back; the message names the file (and line) and the fix."""
+
+
 def iter_records(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """Records of a D_lan folder (or a data.jsonl file), streamed."""
+    """Records of a D_lan folder (or a data.jsonl file), streamed; a line that is not JSON or lacks
+    one of SAMPLE_FIELDS raises DlanError naming the file and line."""
     p = Path(path)
     f = p / "data.jsonl" if p.is_dir() else p
     if not f.is_file():
         raise FileNotFoundError(f"{f}: no D_lan data.jsonl here (write one with python -m training.verbalize)")
     with open(f, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DlanError(f"{f}:{n}: not valid JSON ({e.msg})") from None
+            missing = [k for k in SAMPLE_FIELDS if not isinstance(r, dict) or k not in r]
+            if missing:
+                raise DlanError(f"{f}:{n}: missing field(s) {', '.join(missing)}")
+            yield r
+
+
+def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every record of a D_lan folder (image paths stay relative to it), for training: the folder,
+    its data.jsonl, at least one record and the first record's image must exist (DlanError otherwise)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DlanError(f"D_lan folder {root} does not exist; build one with python -m training.verbalize")
+    if not (root / "data.jsonl").is_file():
+        raise DlanError(f"{root} has no data.jsonl; point at a D_lan folder written by python -m training.verbalize")
+    records = list(iter_records(root))
+    if not records:
+        raise DlanError(f"{root / 'data.jsonl'} is empty")
+    first = root / records[0]["image"]
+    if not first.exists():
+        raise DlanError(f"{root / 'data.jsonl'}: image {first} does not exist")
+    return records
 
 
 def chat_samples(

@@ -45,7 +45,6 @@ __all__ = [
     "FinetuneConfig",
     "LANGUAGE_MODEL_TARGETS",
     "FinetuneError",
-    "read_dlan",
     "split_by_episode",
     "build_samples",
     "select_reserved_tokens",
@@ -104,36 +103,6 @@ class FinetuneConfig:
 
 
 # --------------------------------------------------------------------------- data
-
-
-def read_dlan(data_dir: str | Path) -> list[dict]:
-    """Records of a D_lan folder (data.jsonl, one step per line); image paths stay relative to it."""
-    root = Path(data_dir)
-    path = root / "data.jsonl"
-    if not root.is_dir():
-        raise FinetuneError(f"D_lan folder {root} does not exist; build one with the verbalize CLI")
-    if not path.exists():
-        raise FinetuneError(f"{root} has no data.jsonl; point --data at a D_lan folder written by the verbalize CLI")
-    need = ("episode", "step", "image", "instruction", "subtasks", "subtask", "plan", "actions")
-    records = []
-    with path.open() as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise FinetuneError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            missing = [k for k in need if k not in r]
-            if missing:
-                raise FinetuneError(f"{path}:{n}: missing field(s) {', '.join(missing)}")
-            records.append(r)
-    if not records:
-        raise FinetuneError(f"{path} is empty")
-    first = root / records[0]["image"]
-    if not first.exists():
-        raise FinetuneError(f"{path}: image {first} does not exist")
-    return records
 
 
 def _episode_key(ep: Any) -> str:
@@ -409,7 +378,12 @@ def prepare(cfg: FinetuneConfig) -> PreparedRun:
     if not cfg.resume and ((out / "adapter_config.json").exists() or (out / "model.safetensors").exists()):
         raise FinetuneError(f"{out} already holds an adapter; choose another --out or pass --resume")
 
-    records = read_dlan(cfg.data)
+    from training.dlan import DlanError, read_records
+
+    try:
+        records = read_records(cfg.data)
+    except DlanError as e:
+        raise FinetuneError(str(e)) from None
     train_records, eval_records = split_by_episode(records, cfg.eval_fraction)
     on_gpu = torch.cuda.is_available()
     device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if on_gpu else "cpu"  # one GPU per process under accelerate

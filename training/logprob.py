@@ -81,9 +81,10 @@ def logprob_study(
 
     from policy.language import get_codec
     from policy.model import load_codec, load_model
-    from training.finetune import _reference_texts, build_samples, read_dlan, select_reserved_tokens
+    from training.dlan import read_records
+    from training.finetune import _reference_texts, build_samples, select_reserved_tokens
 
-    records = read_dlan(data)
+    records = read_records(data)
     records = sorted(records, key=lambda r: (str(r["episode"]), int(r["step"])))[: max(1, max_samples)]
     lm = load_model(base, dtype=dtype, device=device)
     model, processor = lm.model, lm.processor
