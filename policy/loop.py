@@ -69,6 +69,7 @@ from policy.prompts import (
     PromptFormatError,
     action_prompt,
     action_stage_regex,
+    actions_start,
     parse_plan_actions,
     parse_subtasks,
     subtasks_prompt,
@@ -424,21 +425,18 @@ class ClosedLoop:
     def _split_action_tokens(self, stream, index: int) -> Iterator[Event]:
         text = ""
         in_actions = False
-        marker = "\n" + ACTIONS_PREFIX.strip()
         for piece in stream:
             if in_actions:
                 yield Tokens(t=self._t(), stage="actions", index=index, text=piece)
                 continue
             before = len(text)
             text += piece
-            at = text.find(marker)
-            if at < 0 and text.startswith(ACTIONS_PREFIX.strip()):
-                at = 0
+            at = actions_start(text)
             if at < 0:
                 yield Tokens(t=self._t(), stage="plan", index=index, text=piece)
                 continue
             in_actions = True
-            split = max(0, at + (1 if text[at] == "\n" else 0) - before)  # the newline ends the plan
+            split = max(0, at - before)  # the newline ends the plan
             if piece[:split]:
                 yield Tokens(t=self._t(), stage="plan", index=index, text=piece[:split])
             if piece[split:]:

@@ -49,9 +49,11 @@ __all__ = [
     "ACTIONS_PREFIX",
     "PLAN_PREFIX",
     "action_stage_regex",
+    "actions_start",
     "subtasks_regex",
     "format_verdict",
     "parse_verdict",
+    "verdict_regex",
     "Verdict",
 ]
 
@@ -180,6 +182,16 @@ def action_stage_regex(action_regex: str = ACTION_REGEX, max_plan_chars: int = 1
     return PLAN_PREFIX + r"[a-z ,]{1," + str(max_plan_chars) + r"}\n" + ACTIONS_PREFIX + action_regex
 
 
+def actions_start(text: str) -> int:
+    """Where the actions part ('Actions: ...') of a stage-2 answer begins in `text`, a prefix of the
+    answer as it streams in; -1 while the text is still the plan. The newline before it ends the plan."""
+    marker = ACTIONS_PREFIX.strip()
+    at = text.find("\n" + marker)
+    if at >= 0:
+        return at + 1
+    return 0 if text.startswith(marker) else -1
+
+
 # --------------------------------------------------------------------------- stage 3
 
 
@@ -191,6 +203,11 @@ class Verdict:
 
 def format_verdict(done: bool, reason: str) -> str:
     return f"{'yes' if done else 'no'}: {_one_line(reason)}"
+
+
+def verdict_regex(max_reason_chars: int = 100) -> str:
+    """What format_verdict writes, as a regex for constrained decoding: 'yes: ...' or 'no: ...'."""
+    return r"(yes|no): [a-z ,]{1," + str(max_reason_chars) + r"}"
 
 
 _VERDICT = re.compile(r"^\W*(yes|no)\b\W*(.*)$", re.IGNORECASE | re.DOTALL)

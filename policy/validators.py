@@ -25,7 +25,7 @@ from typing import Any, Callable, Generator, Protocol
 
 import numpy as np
 
-from policy.prompts import PromptFormatError, Verdict, parse_verdict, user_message, validator_prompt
+from policy.prompts import PromptFormatError, Verdict, parse_verdict, user_message, validator_prompt, verdict_regex
 
 __all__ = [
     "Validator",
@@ -36,11 +36,7 @@ __all__ = [
     "GeminiValidator",
     "ManualValidator",
     "make_validator",
-    "VALIDATOR_REGEX",
 ]
-
-#: What the self validator may write when its backend can constrain decoding.
-VALIDATOR_REGEX = r"(yes|no): [a-z ,]{1,100}"
 
 Judgement = Generator[str, None, "Verdict | None"]
 
@@ -105,7 +101,7 @@ class SelfValidator:
             [user_message(validator_prompt(subtask))],
             [image],
             "validator",
-            constraint_regex=VALIDATOR_REGEX if self.constrained else None,
+            constraint_regex=verdict_regex() if self.constrained else None,
             adapter=self.adapter,
             max_new_tokens=self.max_new_tokens,
         )

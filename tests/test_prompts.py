@@ -10,6 +10,7 @@ from policy.prompts import (
     PromptFormatError,
     action_prompt,
     action_stage_regex,
+    actions_start,
     format_plan_actions,
     format_subtasks,
     format_verdict,
@@ -18,6 +19,7 @@ from policy.prompts import (
     parse_verdict,
     subtasks_prompt,
     user_message,
+    verdict_regex,
 )
 
 
@@ -34,6 +36,24 @@ def test_stage_formats_round_trip():
     v = parse_verdict(format_verdict(True, "the carrot is  held"))
     assert v.done and v.reason == "the carrot is held"
     assert not parse_verdict("No. The gripper is empty").done
+
+
+def test_verdicts_written_match_the_constrained_grammar():
+    for done, reason in [(True, "the carrot is held"), (False, "the gripper is empty, retry")]:
+        text = format_verdict(done, reason)
+        assert re.fullmatch(verdict_regex(), text), text
+        assert parse_verdict(text) == parse_verdict(re.fullmatch(verdict_regex(), text).group(0))
+    assert not re.fullmatch(verdict_regex(), "maybe: not sure")
+
+
+def test_actions_start_splits_a_streamed_stage2_answer():
+    text = format_plan_actions("move down", "[[move down 2.0 cm]]")
+    at = actions_start(text)
+    assert text[:at] == "Plan: move down\n" and text[at:] == "Actions: [[move down 2.0 cm]]"
+    for n in range(len(text)):  # every prefix while streaming: -1 until the whole marker is there
+        got = actions_start(text[:n])
+        assert got == (at if n >= at + len("Actions:") else -1), n
+    assert actions_start("Actions: [[move up 1.0 cm]]") == 0
 
 
 def test_prompts_name_the_stage_inputs():
