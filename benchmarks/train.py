@@ -1,12 +1,16 @@
-"""Training speed and memory: LoRA vs a full finetune of the same tiny Gemma 3, on CPU, in one run.
+"""Training speed and memory: LoRA vs a full finetune of the same tiny Gemma 3, and LoRA on 1 vs 2 processes, in one run.
 
     .venv/bin/python benchmarks/train.py [--steps 20] [--threads 1]
 
 Builds the tiny model (python -m training.tiny) and a small D_lan, then runs
-`training.finetune` (TRL SFTTrainer, the real code path) twice -- LoRA with the default
-targets, and every weight trainable -- each in its own subprocess so that peak memory is
-its own. Reports tokens/s (non-padding tokens TRL counted / train runtime) and the peak
-resident memory of the training phase (ru_maxrss after training minus before it), as JSON.
+`training.finetune` (TRL SFTTrainer, the real code path) three times -- LoRA with the default
+targets, every weight trainable, and LoRA on two processes (`torchrun --nproc-per-node 2`,
+gloo on a CPU; the same effective batch, so half the accumulation steps per process) -- each
+in its own subprocess(es) so that peak memory is its own. Reports tokens/s (non-padding tokens
+TRL counted over all processes / train runtime) and the peak resident memory of the training
+phase (ru_maxrss after training minus before it; rank 0's for two processes), as JSON.
+The two layouts draw LoRA dropout differently, so their losses agree only closely, not exactly
+(tests/test_finetune_multiprocess.py checks equality with dropout off).
 On a GPU the same command reports torch.cuda.max_memory_allocated instead.
 """
 
@@ -16,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 import tempfile
@@ -48,9 +53,11 @@ def _worker(mode: str, base: str, data: str, out: str, steps: int, threads: int)
     return {
         "mode": mode,
         "device": "cuda" if on_gpu else "cpu",
+        "processes": s["world_size"],
         "threads": threads,
         "steps": s["global_step"],
         "effective_batch": cfg.batch_size,
+        "gradient_accumulation_steps": s["gradient_accumulation_steps"],
         "trainable_parameters": s["trainable_parameters"],
         "total_parameters": s["total_parameters"],
         "tokens": int(tokens),
@@ -65,6 +72,12 @@ def _worker(mode: str, base: str, data: str, out: str, steps: int, threads: int)
     }
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=20)
@@ -77,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.worker:
-        print("RESULT " + json.dumps(_worker(args.worker, args.base, args.data, args.out, args.steps, args.threads)))
+        result = _worker(args.worker, args.base, args.data, args.out, args.steps, args.threads)
+        if int(os.environ.get("RANK", "0")) == 0:
+            print("RESULT " + json.dumps(result))
         return 0
 
     from tests.dlan_helpers import make_dlan
@@ -87,18 +102,29 @@ def main(argv: list[str] | None = None) -> int:
         base = build_tiny(Path(tmp) / "tiny")
         data = make_dlan(Path(tmp) / "dlan", episodes=8, steps=3)
         results = {}
-        for mode in ("lora", "full"):
-            cmd = [sys.executable, __file__, "--worker", mode, "--base", str(base), "--data", str(data),
-                   "--out", str(Path(tmp) / mode), "--steps", str(args.steps), "--threads", str(args.threads)]
-            p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        torchrun = [str(Path(sys.executable).parent / "torchrun"), "--nproc-per-node", "2", "--master-port", str(_free_port())]
+        for name, mode, launcher in (("lora", "lora", [sys.executable]), ("full", "full", [sys.executable]),
+                                     ("lora_2_processes", "lora", torchrun)):
+            cmd = [*launcher, __file__, "--worker", mode, "--base", str(base), "--data", str(data),
+                   "--out", str(Path(tmp) / name), "--steps", str(args.steps), "--threads", str(args.threads)]
+            env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(args.threads)}
+            p = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=ROOT, env=env)
             line = next((ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")), None)
             if p.returncode or line is None:
                 print(p.stderr[-3000:], file=sys.stderr)
                 return 1
-            results[mode] = json.loads(line[len("RESULT "):])
+            results[name] = json.loads(line[len("RESULT "):])
     results["lora_vs_full"] = {
         "tokens_per_s_ratio": round(results["lora"]["tokens_per_s"] / results["full"]["tokens_per_s"], 2),
         "trainable_fraction": round(results["lora"]["trainable_parameters"] / results["full"]["trainable_parameters"], 4),
+    }
+    one, two = results["lora"], results["lora_2_processes"]
+    results["2_vs_1_processes"] = {
+        "tokens_per_s_ratio": round(two["tokens_per_s"] / one["tokens_per_s"], 2),
+        "same_tokens": two["tokens"] == one["tokens"],
+        "last_loss_difference": abs(two["last_loss"] - one["last_loss"]),
+        "cpu_cores": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 1),
     }
     print(json.dumps({"benchmark": "train", "model": "tiny Gemma 3 (training.tiny)", **results}, indent=2))
     return 0
