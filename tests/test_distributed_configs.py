@@ -5,7 +5,8 @@ training/configs/accelerate_zero2.yaml goes through what `accelerate launch --co
 DeepSpeedPlugin builds the DeepSpeed config from that environment, transformers fills its "auto"
 values from training.finetune's own SFT settings, and DeepSpeed's config parser accepts the result.
 accelerate_fsdp.yaml goes through the same launch checks and accelerate's FSDP plugin. Nothing here
-needs a GPU; a CPU launch of both runs in benchmarks/train.py and the README says what waits for GPUs.
+needs a GPU, and neither config is launched (DeepSpeed's engine and FSDP wait for GPUs; the README's
+Training section says what was exercised and what was not).
 """
 
 from __future__ import annotations
