@@ -50,7 +50,7 @@ def build_report(out: Path, png: bool = True) -> Path:
         figures.append((trials_figure(cells, titles), figs / "trials.html"))
     if vqa is not None:
         parts.append(
-            f"## VQA retained\n\nScores per benchmark (metric: "
+            "## VQA retained\n\nScores per benchmark (metric: "
             + "; ".join(f"{b}: {m}" for b, m in vqa["metrics"].items() if m)
             + f"); each tuned model's score as % of the base model ({vqa['base']}).\n\n{vqa_markdown(vqa)}\n\n![VQA retained](figures/vqa.png)\n"
         )

@@ -76,7 +76,7 @@ from policy.prompts import (
     subtasks_regex,
     user_message,
 )
-from robot.base import EStopEngaged, Robot, SafetyError
+from robot.base import EStopEngaged, Robot
 
 __all__ = ["ClosedLoop", "LoopConfig", "Step", "block_steps"]
 

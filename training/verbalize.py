@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     except StrictSkip as e:
         return fail(f"--strict: {e} (the records so far are kept; fix the episode or drop --strict, then --resume)")
     except KeyboardInterrupt:
-        print(f"\ninterrupted; the finished episodes are kept. Continue with the same command plus --resume.", file=sys.stderr)
+        print("\ninterrupted; the finished episodes are kept. Continue with the same command plus --resume.", file=sys.stderr)
         return 130
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         return fail(str(e))

@@ -25,7 +25,7 @@ import mujoco
 
 from ..base import FilteredCommand, Observation, SafetyConfig, SafetyFilter
 from .layout import LAYOUTS, Placement
-from .scene import ARM_JOINTS, CONTAINERS, FINGER_RANGE, FLAGS, OBJECTS, PICKABLES, build_mjcf
+from .scene import ARM_JOINTS, FINGER_RANGE, OBJECTS, PICKABLES, build_mjcf
 
 # Gripper pointing down: tool x-axis along -z, fingers closing along the base y-axis.
 R_DOWN = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
