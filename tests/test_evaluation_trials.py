@@ -171,3 +171,40 @@ def test_killed_run_resumes_with_the_same_trial_set(tmp_path):
     # one episode log per trial: a killed attempt's partial log was replaced, not kept beside the new one
     assert all(len(list(d.iterdir())) == 1 for d in out.glob("logs/scripted/*/*"))
     assert len(list(out.glob("logs/scripted/*/*"))) == 6
+
+
+def test_real_arm_mode_asks_a_person_and_records_their_outcome(tmp_path, monkeypatch, capsys):
+    """--robot widowx: the person sets up the scene, gives each verdict and the trial's outcome, which
+    is what the table counts. A simulated arm stands in for the WidowX (the same Robot protocol), and
+    the model is the simulator's expert for the scene (the session itself refuses `scripted` there)."""
+    import evaluation.runner as runner
+    from evaluation.runner import RealSession, TrialError, TrialSettings
+    from evaluation.store import trial_path
+    from policy.sim_episode import sim_episode
+    from robot.sim import SimConfig, SimRobot
+    from robot.sim.tasks import make_task
+
+    sim = SimRobot(SimConfig(image_size=32))
+    (trial,) = trials_for(suite_rows("fig5", ["pick_up"])[0], 1)
+    monkeypatch.setattr(runner, "_backend",
+                        lambda spec: sim_episode(sim, make_task(trial.task, seed=trial.seed), seed=trial.seed).backend)
+    asked = []
+
+    def person(question: str) -> str:
+        asked.append(question)
+        return "" if "press Enter" in question else ("n" if "did the trial succeed" in question else "y")
+
+    session = RealSession(sim, TrialSettings(out=tmp_path, image_size=32, pose_only_steps=True), ask=person)
+    with pytest.raises(TrialError, match="scripted"):
+        session.run(parse_policy("scripted"), trial)
+    spec = parse_policy("hf:model=a-model,label=arm")
+    rec = session.run(spec, trial)
+    assert "set up the scene for" in capsys.readouterr().out
+    verdicts = [q for q in asked if q.strip().startswith("is '")]
+    assert "press Enter" in asked[0] and "did the trial succeed" in asked[-1] and len(asked) == len(verdicts) + 2
+    assert len(verdicts) == rec["subtasks_done"] >= 2  # one verdict per subtask, each answered "done"
+    assert rec["loop_success"] and not rec["success"]  # the person's word is the outcome
+    assert rec["robot"] == "widowx" and rec["outcome_by"] == "person" and rec["seed"] == EVAL_SEED_BASE
+    assert json.loads(trial_path(tmp_path, "arm", trial).read_text()) == rec
+    (cell,) = summarize([rec])
+    assert (cell.n, cell.successes) == (1, 0)
