@@ -37,6 +37,7 @@ __all__ = [
     "PromptFormatError",
     "subtasks_prompt",
     "action_prompt",
+    "format_position",
     "validator_prompt",
     "user_message",
     "assistant_message",
@@ -73,16 +74,31 @@ def subtasks_prompt(instruction: str) -> str:
     return f"Instruction: {_one_line(instruction)}\nList the subtasks needed to carry out the instruction, one per line."
 
 
-def action_prompt(instruction: str, subtasks: Sequence[str], index: int) -> str:
+def action_prompt(instruction: str, subtasks: Sequence[str], index: int, ee: Sequence[float] | None = None) -> str:
+    """The stage-2 prompt; `ee` (the end-effector position, metres, base frame) adds a line
+    'Gripper at: x 25.0 cm, y 0.0 cm, z 16.0 cm' before the request.
+
+    The policy loop always passes the observed position and D_lan samples their recorded
+    `state`, so models are trained and run with it (a departure from the paper's prompt: a
+    small model cannot read centimetres off a 64-pixel image; see README, design notes).
+    """
     if not 0 <= index < len(subtasks):
         raise IndexError(f"subtask index {index} is outside the {len(subtasks)} subtasks")
     listing = "; ".join(f"{i + 1}. {_one_line(s)}" for i, s in enumerate(subtasks))
+    where = "" if ee is None else f"{format_position(ee)}\n"
     return (
         f"Instruction: {_one_line(instruction)}\n"
         f"Subtasks: {listing}\n"
         f"Current subtask ({index + 1}): {_one_line(subtasks[index])}\n"
+        f"{where}"
         "Give the motion plan, then the actions."
     )
+
+
+def format_position(ee: Sequence[float]) -> str:
+    """'Gripper at: x 25.0 cm, y 0.0 cm, z 16.0 cm' for an end-effector position in metres."""
+    x, y, z = (float(v) * 100.0 for v in list(ee)[:3])
+    return f"Gripper at: x {x:.1f} cm, y {y:.1f} cm, z {z:.1f} cm".replace("-0.0 cm", "0.0 cm")
 
 
 def validator_prompt(subtask: str) -> str:

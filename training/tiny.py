@@ -22,11 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["build_tiny", "TINY_SPECIAL_TOKENS", "gemma3_chat_template", "tokenizer_corpus"]
+__all__ = ["build_tiny", "build_gemma3", "Gemma3Size", "train_tokenizer", "TINY_SPECIAL_TOKENS", "gemma3_chat_template", "tokenizer_corpus"]
 
 IMAGE_SIZE = 32
 PATCH_SIZE = 8
@@ -112,8 +113,8 @@ def tokenizer_corpus(n: int = 400, seed: int = 0) -> list[str]:
     return lines
 
 
-def _train_tokenizer(seed: int = 0):
-    """BPE trained locally (Gemma-style: '▁' for spaces, byte fallback), vocab laid out Gemma-like."""
+def train_tokenizer(lines: list[str], vocab_size: int = BPE_VOCAB):
+    """BPE trained locally on `lines` (Gemma-style: '▁' for spaces, byte fallback), vocab laid out Gemma-like."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers.models.gemma.tokenization_gemma import GemmaTokenizer
 
@@ -124,9 +125,9 @@ def _train_tokenizer(seed: int = 0):
     # RARE_SYMBOLS are in the alphabet but never in the corpus: like the rarely-used pieces of a real
     # vocabulary, they never merge with anything (the VLM2VLA-AT codec spells digits with such tokens).
     trainer = trainers.BpeTrainer(
-        vocab_size=BPE_VOCAB, show_progress=False, special_tokens=[], initial_alphabet=list(RARE_SYMBOLS)
+        vocab_size=vocab_size, show_progress=False, special_tokens=[], initial_alphabet=list(RARE_SYMBOLS)
     )
-    tok.train_from_iterator(tokenizer_corpus(seed=seed), trainer=trainer)
+    tok.train_from_iterator(lines, trainer=trainer)
     learned = json.loads(tok.to_str())["model"]
     byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
     vocab: dict[str, int] = {}
@@ -151,8 +152,46 @@ def _train_tokenizer(seed: int = 0):
     return tokenizer
 
 
+@dataclass(frozen=True)
+class Gemma3Size:
+    """The sizes of a small `Gemma3ForConditionalGeneration` (the real architecture, scaled down).
+
+    The defaults are the tiny test model; `training.micro` uses a larger one.
+    """
+
+    hidden: int = 64  # text hidden size
+    intermediate: int = 128  # text MLP width
+    layers: int = 2  # text decoder layers (alternating sliding/full attention, ending on full)
+    heads: int = 4
+    kv_heads: int = 2
+    head_dim: int = 16
+    sliding_window: int = 64
+    vision_hidden: int = 32
+    vision_intermediate: int = 64
+    vision_layers: int = 1
+    vision_heads: int = 2
+    image_size: int = IMAGE_SIZE  # pixels (square); the processor resizes every image to this
+    patch_size: int = PATCH_SIZE
+    mm_tokens_per_image: int = MM_TOKENS_PER_IMAGE  # a square number; its root must divide image_size // patch_size
+
+    def __post_init__(self) -> None:
+        side = int(round(self.mm_tokens_per_image**0.5))
+        patches = self.image_size // self.patch_size
+        if side * side != self.mm_tokens_per_image or patches % side:
+            raise ValueError(
+                f"mm_tokens_per_image={self.mm_tokens_per_image} must be a square whose root divides "
+                f"image_size // patch_size = {patches}"
+            )
+
+
 def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
     """Build the tiny Gemma 3 model + processor into `out_dir` (created) and return its path."""
+    return build_gemma3(out_dir, train_tokenizer(tokenizer_corpus(seed=seed)), Gemma3Size(), seed=seed)
+
+
+def build_gemma3(out_dir: str | Path, tokenizer, size: Gemma3Size, seed: int = 0) -> Path:
+    """A randomly initialised Gemma 3 VLM of `size` with `tokenizer` (from `train_tokenizer`), saved with
+    its processor into `out_dir` as an ordinary Hugging Face folder."""
     import torch
     from transformers import (
         Gemma3Config,
@@ -163,41 +202,41 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = _train_tokenizer(seed)
     vocab_size = len(tokenizer)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in TINY_SPECIAL_TOKENS}
     for t, i in ids.items():
         if i is None or i == ids["<unk>"] and t != "<unk>":
-            raise RuntimeError(f"tiny tokenizer: special token {t} did not get its own id")
+            raise RuntimeError(f"tokenizer: special token {t} did not get its own id")
 
+    layer_types = ["sliding_attention", "full_attention"] * size.layers
     config = Gemma3Config(
         text_config=dict(
             vocab_size=vocab_size,
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            head_dim=16,
-            query_pre_attn_scalar=16,
+            hidden_size=size.hidden,
+            intermediate_size=size.intermediate,
+            num_hidden_layers=size.layers,
+            num_attention_heads=size.heads,
+            num_key_value_heads=size.kv_heads,
+            head_dim=size.head_dim,
+            query_pre_attn_scalar=size.head_dim,
             max_position_embeddings=2048,
-            sliding_window=64,
-            layer_types=["sliding_attention", "full_attention"],
+            sliding_window=size.sliding_window,
+            layer_types=layer_types[-size.layers:],
             pad_token_id=ids["<pad>"],
             eos_token_id=ids["<eos>"],
             bos_token_id=ids["<bos>"],
         ),
         vision_config=dict(
             model_type="siglip_vision_model",
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            image_size=IMAGE_SIZE,
-            patch_size=PATCH_SIZE,
+            hidden_size=size.vision_hidden,
+            intermediate_size=size.vision_intermediate,
+            num_hidden_layers=size.vision_layers,
+            num_attention_heads=size.vision_heads,
+            image_size=size.image_size,
+            patch_size=size.patch_size,
             vision_use_head=False,
         ),
-        mm_tokens_per_image=MM_TOKENS_PER_IMAGE,
+        mm_tokens_per_image=size.mm_tokens_per_image,
         boi_token_index=ids["<start_of_image>"],
         eoi_token_index=ids["<end_of_image>"],
         image_token_index=ids["<image_soft_token>"],
@@ -215,7 +254,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
     from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
 
     image_processor = Gemma3ImageProcessorPil(
-        size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        size={"height": size.image_size, "width": size.image_size},
         image_mean=[0.5, 0.5, 0.5],
         image_std=[0.5, 0.5, 0.5],
         do_pan_and_scan=False,
@@ -224,7 +263,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0) -> Path:
         image_processor=image_processor,
         tokenizer=tokenizer,
         chat_template=gemma3_chat_template(),
-        image_seq_length=MM_TOKENS_PER_IMAGE,
+        image_seq_length=size.mm_tokens_per_image,
     )
     model.save_pretrained(out)
     processor.save_pretrained(out)

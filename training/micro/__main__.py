@@ -1,0 +1,188 @@
+"""The micro VLM2VLA, end to end on two CPU cores: world -> base -> episodes -> D_lan -> adapters.
+
+    python -m training.micro all --out micro/                  # the whole recipe (resumable: run it again)
+    python -m training.micro all --out micro/ --variants verbalized,at,full
+    python -m training.micro world --out micro/                # one stage (world, base, data, finetune)
+    python -m training.micro all --out toy/ --scale toy        # minutes, for tests and smoke runs
+
+Stages, each skipped when its output is complete (so a killed run continues):
+1. world     render the world's scenes and write its question corpus (training.micro.world)
+2. base      train a tokenizer, build the small Gemma 3 and pretrain every weight on the world
+             (training.micro.base) -> OUT/base, an ordinary Hugging Face folder
+3. data      expert episodes of the in-distribution tasks (training.collect; English
+             instructions only reach the text) -> training.verbalize -> OUT/dlan
+4. finetune  training.finetune on OUT/base: verbalized LoRA -> OUT/lora, the AT ablation ->
+             OUT/lora-at, full fine-tuning -> OUT/full (per --variants)
+
+Measure the results with the evaluation commands (README, "The micro model").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from training.micro.base import MICRO_SIZE, PretrainConfig, build_base, pretrain
+from training.micro.world import WorldConfig, build_world
+from training.tiny import Gemma3Size
+
+IN_DISTRIBUTION = ("pick_up", "pick_and_place", "pick_place_lift")
+VARIANTS = {  # name -> (output folder, extra training.finetune flags)
+    "verbalized": ("lora", []),
+    "at": ("lora-at", ["--action-codec", "reserved_tokens"]),
+    "full": ("full", ["--full-finetune"]),
+}
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Sizes of one recipe run."""
+
+    world: WorldConfig
+    size: Gemma3Size
+    vocab: int
+    pretrain: PretrainConfig
+    episodes: int  # expert episodes per in-distribution task
+    finetune: tuple[str, ...]  # training.finetune flags shared by every variant
+
+
+SCALES = {
+    # the shipped model; ~1 h on 2 cores for world + base + verbalized adapter
+    "micro": Scale(
+        world=WorldConfig(scenes=1200, heldout_scenes=150),
+        size=MICRO_SIZE, vocab=3072,
+        pretrain=PretrainConfig(steps=900, batch_size=16, learning_rate=1e-3, warmup_steps=50),
+        episodes=120,
+        finetune=("--epochs", "3", "--learning-rate", "1e-3", "--lora-r", "32", "--lora-alpha", "64",
+                  "--batch-size", "16", "--per-device-batch-size", "16", "--max-length", "320",
+                  "--stages", "subtasks,actions", "--warmup-steps", "10", "--lr-scheduler", "cosine",
+                  "--eval-fraction", "0.05", "--save-steps", "100"),
+    ),
+    # a few minutes: the tests' recipe
+    "toy": Scale(
+        world=WorldConfig(scenes=40, heldout_scenes=8, conversations_per_scene=3),
+        size=replace(MICRO_SIZE, hidden=128, intermediate=256, layers=2, head_dim=32, vision_hidden=64,
+                     vision_intermediate=128, vision_layers=1, image_size=32, mm_tokens_per_image=4),
+        vocab=2048,
+        pretrain=PretrainConfig(steps=150, batch_size=8, learning_rate=3e-3, warmup_steps=10, save_every=50),
+        episodes=2,
+        finetune=("--max-steps", "40", "--learning-rate", "3e-3", "--lora-r", "16", "--lora-alpha", "32",
+                  "--batch-size", "8", "--per-device-batch-size", "8", "--max-length", "256",
+                  "--stages", "subtasks,actions", "--eval-fraction", "0", "--lr-scheduler", "constant"),
+    ),
+}
+
+
+def _done(path: Path) -> bool:
+    return (path / ".done").exists()
+
+
+def _mark(path: Path, info: dict) -> None:
+    (path / ".done").write_text(json.dumps(info))
+
+
+def stage_world(out: Path, scale: Scale, progress: bool) -> None:
+    world = out / "world"
+    if _done(world):
+        return
+    t0 = time.time()
+    info = build_world(world, scale.world, progress=progress)
+    _mark(world, {**info, "seconds": round(time.time() - t0, 1)})
+    print(f"world: {info['conversations']} conversations on {info['scene_images']} scenes, "
+          f"{info['heldout_questions']} held-out questions ({time.time() - t0:.0f} s)")
+
+
+def stage_base(out: Path, scale: Scale, progress: bool, threads: int) -> None:
+    base = out / "base"
+    if _done(base):
+        return
+    init = out / "base-init"
+    if not (init / "config.json").exists():
+        build_base(out / "world", init, scale.size, vocab=scale.vocab)
+    s = pretrain(init, out / "world", base, replace(scale.pretrain, threads=threads), progress=progress)
+    _mark(base, {k: v for k, v in s.items() if k != "losses"})
+    print(f"base: {s['parameters'] / 1e6:.1f} M parameters, loss {s['first_loss']:.2f} -> {s['final_loss']:.2f} "
+          f"in {s['steps']} steps ({s['seconds'] / 60:.1f} min, {s['tokens_per_s']:.0f} tokens/s)")
+
+
+def stage_data(out: Path, scale: Scale, progress: bool) -> None:
+    from training import collect, verbalize
+
+    sim, dlan = out / "episodes", out / "dlan"
+    if _done(dlan):
+        return
+    if not _done(sim):
+        cfg = collect.CollectConfig(tasks=IN_DISTRIBUTION, episodes=scale.episodes, seed=0, out=sim, overwrite=True)
+        summaries = collect.collect(cfg, progress=progress)
+        _mark(sim, {s.task: s.written for s in summaries})
+    args = ["--input", str(sim), "--out", str(dlan), "--workers", "2"] + ([] if progress else ["--no-progress"])
+    if (dlan / "progress.jsonl").exists():
+        args.append("--resume")
+    if verbalize.main(args) != 0:
+        raise SystemExit("training.micro: verbalize failed (see above)")
+    _mark(dlan, {})
+
+
+def stage_finetune(out: Path, scale: Scale, variants: list[str], threads: int) -> None:
+    from training import finetune
+
+    for v in variants:
+        folder, extra = VARIANTS[v]
+        target = out / folder
+        if _done(target):
+            continue
+        args = ["--base", str(out / "base"), "--data", str(out / "dlan"), "--out", str(target), *scale.finetune, *extra]
+        if threads:
+            args += ["--cpu-threads", str(threads)]
+        if (target / "checkpoints").exists():
+            args.append("--resume")
+        t0 = time.time()
+        if finetune.main(args) != 0:
+            raise SystemExit(f"training.micro: fine-tuning the {v} variant failed (see above)")
+        _mark(target, {"seconds": round(time.time() - t0, 1)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.micro", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    ap.add_argument("stage", choices=("all", "world", "base", "data", "finetune"))
+    ap.add_argument("--out", type=Path, required=True, help="the recipe's folder (world/, base/, dlan/, lora/, ...)")
+    ap.add_argument("--scale", choices=tuple(SCALES), default="micro")
+    ap.add_argument("--variants", default="verbalized", help="comma-separated: " + ", ".join(VARIANTS))
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--pretrain-steps", type=int, help="override the scale's pretraining steps (a resumed run keeps its progress)")
+    ap.add_argument("--episodes", type=int, help="override the scale's expert episodes per task")
+    ap.add_argument("--epochs", type=float, help="override the scale's fine-tuning epochs")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    a = ap.parse_args(argv)
+    variants = [v.strip() for v in a.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    scale, progress = SCALES[a.scale], not a.quiet
+    if a.pretrain_steps:
+        scale = replace(scale, pretrain=replace(scale.pretrain, steps=a.pretrain_steps))
+    if a.episodes:
+        scale = replace(scale, episodes=a.episodes)
+    if a.epochs:
+        scale = replace(scale, finetune=(*scale.finetune, "--epochs", str(a.epochs)))
+    a.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    if a.stage in ("all", "world"):
+        stage_world(a.out, scale, progress)
+    if a.stage in ("all", "base"):
+        stage_base(a.out, scale, progress, a.threads)
+    if a.stage in ("all", "data"):
+        stage_data(a.out, scale, progress)
+    if a.stage in ("all", "finetune"):
+        stage_finetune(a.out, scale, variants, a.threads)
+    print(f"training.micro {a.stage}: done in {(time.time() - t0) / 60:.1f} min -> {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
