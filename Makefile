@@ -1,6 +1,6 @@
 # VLM2VLA — two commands on a fresh machine:
 #   make demo   set up, then start the web demo on its embedded default (simulated arm, no weights)
-#   make test   set up, then run the whole test suite (offline, CPU)
+#   make test   set up, then lint (ruff check .) and run the whole test suite (offline, CPU)
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -30,6 +30,7 @@ demo: setup
 	$(PY) -m app
 
 test: setup eval-setup
+	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup

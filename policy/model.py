@@ -138,7 +138,6 @@ def load_model(
     With an adapter the model is a `peft.PeftModel`: `with lm.model.disable_adapter(): ...`
     answers as the base model with the same weights in memory.
     """
-    import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     base_s = str(base)

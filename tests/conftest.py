@@ -13,6 +13,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
+# Fixtures that several modules use, registered once for the whole suite (test modules request
+# them by name and import nothing): the tiny model as an hf backend, its LoRA adapter, the chat server.
+pytest_plugins = ["tests.policy_helpers"]
+
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
@@ -38,9 +42,6 @@ def pytest_collection_finish(session):
     from policy.gcfreeze import freeze_long_lived_objects
 
     freeze_long_lived_objects()
-
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Fixtures shared by the policy tests: the tiny model as an hf backend, a LoRA adapter, the chat server.
 
-Import the fixtures into a test module (`from tests.policy_helpers import tiny_backend, ...`).
+tests/conftest.py registers this module as a plugin: a test requests the fixtures by name, without importing
+them; `random_image` is a plain helper to import.
 """
 
 from __future__ import annotations

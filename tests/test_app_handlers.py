@@ -29,7 +29,7 @@ def _finish(rt, timeout=60):
 
 def test_spanish_instruction_runs_the_episode_and_logs_it(rt):
     rt.reset("a", seed=1)
-    view = rt.start("recoge la zanahoria", "a")
+    rt.start("recoge la zanahoria", "a")
     assert rt.lock.held_by("a")
     with pytest.raises(Busy):
         rt.start("pick up the carrot", "b")  # a second person watches

@@ -8,14 +8,13 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import numpy as np
 import pytest
 
 from policy.backends import BackendError, TextStream, bounded_block_regex
 from policy.backends.openai import OpenAIBackend, to_openai_messages
 from policy.language import ACTION_REGEX, ReservedTokensCodec, parse_actions
 from policy.prompts import action_prompt, action_stage_regex, parse_plan_actions, subtasks_prompt, user_message
-from tests.policy_helpers import chat_server, random_image, tiny_adapter_dir, tiny_backend  # noqa: F401
+from tests.policy_helpers import random_image
 
 INSTR = "put the carrot on the plate"
 SUBTASKS = ["reach for the carrot", "grasp the carrot", "lift the carrot"]

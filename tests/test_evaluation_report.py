@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -11,7 +9,7 @@ from PIL import Image
 from evaluation.policies import parse_policy
 from evaluation.report import build_report, main
 from evaluation.store import write_manifest, write_trial
-from evaluation.suites import suite_rows, trials_for
+from evaluation.suites import suite_rows
 from evaluation.trials import plan
 from evaluation.vqa_table import merge_vqa, retained, vqa_markdown
 

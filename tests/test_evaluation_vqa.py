@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 
 from evaluation.vqa import accuracy, load_heldout, normalize_answer, primary_metric, VQAError
-from tests.policy_helpers import tiny_adapter_dir  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_PYTHON = Path(os.environ.get("VLM2VLA_EVAL_PYTHON", ROOT / ".venv-eval" / "bin" / "python"))

@@ -173,7 +173,7 @@ def test_only_assistant_tokens_carry_labels(trained):
     ex = dict(trainer.train_dataset[0])
     batch = trainer.data_collator([ex])
     ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
-    sot, eot = tok.convert_tokens_to_ids("<start_of_turn>"), tok.convert_tokens_to_ids("<end_of_turn>")
+    sot = tok.convert_tokens_to_ids("<start_of_turn>")
     starts = [i for i, t in enumerate(ids) if t == sot]
     assert len(starts) == 2
     model_header_end = starts[1] + 1 + len(tok("model\n", add_special_tokens=False)["input_ids"])

@@ -99,20 +99,20 @@ def dataset(tmp_path):
 
 def test_gemini_labels_retries_fallbacks_and_cache(tmp_path, dataset):
     reader, eps = dataset
-    I = list(eps)
+    keys = list(eps)
     replies = {k: gemini_reply(ep) for k, ep in eps.items()}
-    bad = json.loads(replies[I[3]])
+    bad = json.loads(replies[keys[3]])
     bad["segments"][1]["start"] += 1  # a gap between segments
-    badplan = json.loads(replies[I[4]])
+    badplan = json.loads(replies[keys[4]])
     badplan["segments"][0]["plan"] = "move up and backward"  # the reach moves forward and down
-    script = {I[1]: ["429", "500", "ok"], I[2]: ['{"segments": [{"start": 0,'], I[3]: [json.dumps(bad)], I[4]: [json.dumps(badplan)], I[5]: ["500"]}
+    script = {keys[1]: ["429", "500", "ok"], keys[2]: ['{"segments": [{"start": 0,'], keys[3]: [json.dumps(bad)], keys[4]: [json.dumps(badplan)], keys[5]: ["500"]}
     fake = FakeGemini(replies, script, delay=0.02)
     opts = dict(base_url=fake.url, api_key="test-key", cache_dir=str(tmp_path / "cache"), retry_attempts=3, retry_initial_delay=0.01, retry_max_delay=0.02)
     try:
         s = run(Job(reader=reader, out=str(tmp_path / "d1"), labeler="gemini", labeler_options=opts), workers=2, progress=False)
         assert all(re.fullmatch(r"/v1(beta)?/models/gemini-2\.5-flash:generateContent", p) for p, _ in fake.requests), fake.requests[:2]
-        count = {k: sum(1 for _, i in fake.requests if i == k) for k in I}
-        assert count == {I[0]: 1, I[1]: 3, I[2]: 1, I[3]: 1, I[4]: 1, I[5]: 3}  # retries on 429/500, 3 attempts at most
+        count = {k: sum(1 for _, i in fake.requests if i == k) for k in keys}
+        assert count == {keys[0]: 1, keys[1]: 3, keys[2]: 1, keys[3]: 1, keys[4]: 1, keys[5]: 3}  # retries on 429/500, 3 attempts at most
         assert 1 < fake.max_in_flight <= 2  # concurrency bounded by --workers
         assert s["episodes_by_labeler"] == {"gemini": 2, "rules": 4}
         reasons = dict(s["fallbacks"])
@@ -128,7 +128,7 @@ def test_gemini_labels_retries_fallbacks_and_cache(tmp_path, dataset):
         assert by_ep["traj_group0/traj0"][0]["subtask"] == "gem reach for the cup 0"
         assert by_ep["traj_group0/traj2"][0]["subtask"] == "reach for the cup 2"  # rules fallback
         # the action text is computed from the numbers, whoever labeled: identical to the rules labeling here
-        for ref, ep in [("traj_group0/traj0", eps[I[0]]), ("traj_group0/traj1", eps[I[1]])]:
+        for ref, ep in [("traj_group0/traj0", eps[keys[0]]), ("traj_group0/traj1", eps[keys[1]])]:
             want = build_records(ep, RulesLabeler().label(ep), ref)
             assert [r["actions"] for r in by_ep[ref]] == [w["actions"] for w in want]
         card = (tmp_path / "d1" / "README.md").read_text()
@@ -137,7 +137,7 @@ def test_gemini_labels_retries_fallbacks_and_cache(tmp_path, dataset):
         # a rerun with the cache costs nothing, except the episode whose call failed
         before = len(fake.requests)
         s2 = run(Job(reader=reader, out=str(tmp_path / "d2"), labeler="gemini", labeler_options=opts), workers=2, progress=False)
-        assert [i for _, i in fake.requests[before:]] == [I[5]] * 3
+        assert [i for _, i in fake.requests[before:]] == [keys[5]] * 3
         assert s2["labeler_calls"]["cache_hits"] == 5 and s2["labeler_calls"]["calls"] == 1
         assert (tmp_path / "d2" / "data.jsonl").read_bytes() == (tmp_path / "d1" / "data.jsonl").read_bytes()
     finally:

@@ -74,7 +74,6 @@ def test_chunks_respect_the_rules(ep):
     np.testing.assert_allclose(np.sum([c for c, _ in chunks], axis=0), deltas.sum(axis=0), atol=1e-12)
     # a merged chunk (more than one delta) never breaks the limits
     sizes = []
-    i = 0
     for motion, _ in chunks:
         sizes.append(motion)
     for motion in sizes:

@@ -27,7 +27,6 @@ from policy.episode_log import load_log
 from policy.loop import ClosedLoop, LoopConfig
 from policy.sim_episode import sim_episode
 from policy.validators import ManualValidator, NoneValidator
-from tests.policy_helpers import tiny_adapter_dir, tiny_backend  # noqa: F401
 
 sim_mod = pytest.importorskip("robot.sim.robot")
 from robot.sim.robot import SimConfig, SimRobot  # noqa: E402

@@ -7,7 +7,6 @@ import sys
 
 import pytest
 
-from tests.policy_helpers import chat_server, tiny_adapter_dir, tiny_backend  # noqa: F401
 
 pytest.importorskip("robot.sim.robot")
 from policy.__main__ import main, match_instruction  # noqa: E402

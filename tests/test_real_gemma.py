@@ -100,7 +100,6 @@ def test_what_the_mask_lets_through_parses(gemma):
 
     vocab = gemma._vocab_size()
     bitmask = xgr.allocate_token_bitmask(1, vocab)
-    stop = gemma.eos_token_ids[0]
     rng = np.random.default_rng(0)
     for _ in range(6):
         m = xgr.GrammarMatcher(gemma.compiled_grammar(BLOCK_REGEX))

@@ -38,7 +38,10 @@ def test_from_outside_it_only_moves_back_toward_the_box(start, delta):
     f = SafetyFilter()
     cmd = f.filter(start, delta)
     assert np.linalg.norm(cmd.delta) <= f.config.max_step + 1e-12
-    dist = lambda p: np.linalg.norm(p - WS.clip(p))
+
+    def dist(p):
+        return np.linalg.norm(p - WS.clip(p))
+
     assert dist(cmd.target) <= dist(start) + 1e-12
 
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from policy.prompts import action_prompt, chat_sample, format_plan_actions

@@ -22,7 +22,7 @@ from policy.validators import (
     ValidatorError,
     make_validator,
 )
-from tests.policy_helpers import random_image, tiny_adapter_dir, tiny_backend  # noqa: F401
+from tests.policy_helpers import random_image
 
 
 def run(gen):

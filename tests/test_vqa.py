@@ -8,7 +8,7 @@ from policy.backends import BackendError
 from policy.backends.openai import OpenAIBackend
 from policy.backends.scripted import ScriptedBackend
 from policy.vqa import VQA, ask
-from tests.policy_helpers import chat_server, random_image, tiny_adapter_dir, tiny_backend  # noqa: F401
+from tests.policy_helpers import random_image
 
 Q = "What is on the table?"
 
