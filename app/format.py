@@ -46,7 +46,8 @@ def subtasks_html(view: EpisodeView | None) -> str:
         return '<div class="empty">The subtask list appears here when an episode starts.</div>'
     if not view.subtasks:
         text = view.subtasks_text or "planning subtasks…"
-        return f'<div class="sub-stream"><pre>{_E(text)}<span class="cursor">▍</span></pre></div>'
+        err = f'<div class="perr">✗ subtask list not understood: {_E(view.subtasks_error)}</div>' if view.subtasks_error else ""
+        return f'<div class="sub-stream"><pre>{_E(text)}<span class="cursor">▍</span></pre>{err}</div>'
     rows = []
     for i, st in enumerate(view.subtasks):
         attempt = f'<span class="att">attempt {st.attempts}</span>' if st.attempts > 1 else ""

@@ -63,7 +63,8 @@ class EpisodeView:
     seed: int | None = None
     driver: str = ""
     started_at: float = field(default_factory=time.time)
-    subtasks_text: str = ""  # streamed stage-1 text
+    subtasks_text: str = ""  # streamed stage-1 text (the current try's)
+    subtasks_error: str = ""  # why the last subtask list did not parse (the model is asked again)
     subtasks: list[SubtaskView] = field(default_factory=list)
     current: int = -1
     commands: list[CommandView] = field(default_factory=list)
@@ -107,8 +108,11 @@ class EpisodeView:
                     st.actions += e.text
             elif e.stage == "validator":
                 self.validator_stream += e.text
+        elif isinstance(e, ev.SubtasksRejected):
+            self.subtasks_error, self.subtasks_text = e.error, ""  # the next try streams afresh
         elif isinstance(e, ev.SubtasksPlanned):
             self.subtasks = [SubtaskView(s) for s in e.subtasks]
+            self.subtasks_error = ""
             if not self.subtasks_text:
                 self.subtasks_text = e.text
         elif isinstance(e, ev.SubtaskStarted):

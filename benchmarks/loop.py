@@ -54,7 +54,7 @@ def loop_cycles(backend, cycles: int, image_size: int) -> dict:
     done = events[-1]
     assert isinstance(done, EpisodeDone)
     props = [e for e in events if isinstance(e, ActionsProposed)]
-    rejected = [e for e in events if isinstance(e, ActionsRejected) and e.index >= 0]
+    rejected = [e for e in events if isinstance(e, ActionsRejected)]
     steps = [e for e in events if isinstance(e, StepExecuted)]
     n = len(props) + len(rejected)
     T = done.timings

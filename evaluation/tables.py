@@ -17,7 +17,7 @@ class Cell:
     n: int
     successes: int
     mean_retries: float
-    rejected: int  # action blocks that did not parse, summed over the trials
+    rejected: int  # model answers that did not parse (EpisodeDone.rejected: action blocks, subtask lists), summed over the trials
     seconds_per_episode: float
     seeds: tuple[int, int]  # smallest and largest seed
 

@@ -27,6 +27,7 @@ from policy.events import (
     Retry,
     StepExecuted,
     SubtasksPlanned,
+    SubtasksRejected,
     SubtaskStarted,
     Tokens,
     VerdictGiven,
@@ -80,11 +81,13 @@ class Printer:
         if isinstance(e, EpisodeDone):
             self._line(f"{e.t:7.2f}s  {'SUCCESS' if e.success else 'FAILED'}: {e.reason} (retries {e.retries}, rejected blocks {e.rejected})")
             return
-        if self.quiet and not isinstance(e, (EpisodeStarted, ActionsRejected, Retry)):
+        if self.quiet and not isinstance(e, (EpisodeStarted, SubtasksRejected, ActionsRejected, Retry)):
             return
         t = f"{e.t:7.2f}s  "
         if isinstance(e, EpisodeStarted):
             self._line(f"{t}episode: {e.instruction!r}  policy={e.policy} validator={e.validator} seed={e.seed}")
+        elif isinstance(e, SubtasksRejected):
+            self._line(f"{t}subtask list REJECTED (asking again): {e.error}")
         elif isinstance(e, SubtasksPlanned):
             self._line(f"{t}subtasks: " + " | ".join(f"{i + 1}. {s}" for i, s in enumerate(e.subtasks)))
         elif isinstance(e, SubtaskStarted):

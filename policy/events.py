@@ -4,6 +4,7 @@
 Every event carries `t`, seconds since the episode started. An episode's stream is:
 
     EpisodeStarted
+    (Tokens(stage="subtasks")*  SubtasksRejected)*   (a list that did not parse; asked again)
     Tokens(stage="subtasks")*  SubtasksPlanned
     for each subtask:
         SubtaskStarted
@@ -57,6 +58,15 @@ class SubtasksPlanned(Event):
 
 
 @dataclass(frozen=True)
+class SubtasksRejected(Event):
+    """A subtask list that did not parse: shown and counted; the model is asked again
+    (`LoopConfig.plan_retries`), and the episode fails when no answer parses."""
+
+    text: str
+    error: str
+
+
+@dataclass(frozen=True)
 class SubtaskStarted(Event):
     index: int
     subtask: str
@@ -81,7 +91,8 @@ class ActionsProposed(Event):
 
 @dataclass(frozen=True)
 class ActionsRejected(Event):
-    """Model output that did not parse: shown and counted, never executed."""
+    """A plan and action block that did not parse (the model's, or a block edited in step-through):
+    shown and counted, never executed."""
 
     index: int
     text: str
@@ -137,7 +148,7 @@ class EpisodeDone(Event):
     retries: int
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, summed (and 'tokens', a count)
     subtasks_done: int = 0
-    rejected: int = 0  # action blocks that did not parse (never executed)
+    rejected: int = 0  # model answers that did not parse: action blocks (never executed) and subtask lists
     log_dir: str | None = None  # where the episode was logged
 
 

@@ -20,7 +20,11 @@ Usage (the CLI, the web demo and the benchmarks all do this):
 stay responsive; `stop`, `estop`, `respond` and `give_verdict` are thread-safe). One
 ClosedLoop runs one episode at a time; call `run` again for the next episode.
 
-Each subtask attempt: SubtaskStarted -> Tokens(plan/actions)* -> ActionsProposed, or
+The episode in named steps (`_episode`): `_plan_subtasks` (stage 1: Tokens(subtasks)* ->
+SubtasksPlanned, or SubtasksRejected when the list does not parse, asked again `plan_retries`
+times), then per subtask `_run_subtask`: attempts until done or out of retries. Each
+`_attempt`: `_propose` (stage 2, a `Proposal`), `_execute`, `_validate` (stage 3):
+SubtaskStarted -> Tokens(plan/actions)* -> ActionsProposed, or
 ActionsRejected when the output does not parse (shown, counted, retried, never executed)
 -> [AwaitingUser(execute) in step-through] -> StepExecuted per step (through robot.move,
 which applies the SafetyFilter; its clamps are in StepExecuted.clamps) -> [AwaitingUser
@@ -42,11 +46,11 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Generator, Iterator, Literal
 
 import numpy as np
 
-from policy.backends import bounded_block_regex
+from policy.backends import Backend, TextStream, bounded_block_regex
 from policy.events import (
     ActionsProposed,
     ActionsRejected,
@@ -57,6 +61,7 @@ from policy.events import (
     Retry,
     StepExecuted,
     SubtasksPlanned,
+    SubtasksRejected,
     SubtaskStarted,
     Tokens,
     VerdictGiven,
@@ -67,6 +72,7 @@ from policy.language import ActionCodec, ActionParseError, Command, VerbalizedCo
 from policy.prompts import (
     ACTIONS_PREFIX,
     PromptFormatError,
+    Verdict,
     action_prompt,
     action_stage_regex,
     actions_start,
@@ -76,9 +82,10 @@ from policy.prompts import (
     subtasks_regex,
     user_message,
 )
-from robot.base import EStopEngaged, Robot
+from policy.validators import ManualVerdicts, Validator
+from robot.base import EStopEngaged, Observation, PoseReader, Robot
 
-__all__ = ["ClosedLoop", "LoopConfig", "Step", "block_steps"]
+__all__ = ["ClosedLoop", "LoopConfig", "Proposal", "Step", "block_steps"]
 
 Step = tuple[tuple[float, float, float], "float | None"]  # (delta metres, gripper target or None)
 
@@ -108,6 +115,17 @@ class LoopConfig:
     gripper_settle_tol: float = 0.005
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """An action block to execute for one attempt: the plan, the block's text and its steps, parsed
+    (the model's answer, or in step-through the block the person chose or edited)."""
+
+    plan: str
+    actions: str
+    steps: tuple[Step, ...]
+    parse_s: float = 0.0  # time to parse the plan and the block
+
+
 class _Stopped(Exception):
     pass
 
@@ -127,9 +145,13 @@ def block_steps(commands: list[list[Command]]) -> tuple[Step, ...]:
 
 
 class ClosedLoop:
-    def __init__(self, robot: Robot, backend: Any, validator: Any, config: LoopConfig | None = None) -> None:
+    def __init__(self, robot: Robot, backend: Backend, validator: Validator, config: LoopConfig | None = None) -> None:
         self.robot, self.backend, self.validator = robot, backend, validator
         self.config = config or LoopConfig()
+        # The robot reads its pose without a camera frame (robot.base.PoseReader: the sim, the WidowX):
+        # used after each step when `observe_steps` is off, and while the gripper settles.
+        self._pose_reader: PoseReader | None = robot if isinstance(robot, PoseReader) else None
+        self._action_regex: str | None = None  # the action stage's grammar, set per episode
         self._stop = threading.Event()
         self._stop_reason = ""
         self._responses: queue.Queue[tuple[str, str | None]] = queue.Queue()
@@ -154,10 +176,9 @@ class ClosedLoop:
         self._responses.put((action, text))
 
     def give_verdict(self, done: bool, reason: str = "") -> None:
-        give = getattr(self.validator, "give", None)
-        if give is None:
-            raise ValueError(f"the {getattr(self.validator, 'name', '?')} validator takes no manual verdict")
-        give(done, reason)
+        if not isinstance(self.validator, ManualVerdicts):
+            raise ValueError(f"the {self.validator.name} validator takes no manual verdict")
+        self.validator.give(done, reason)
 
     @property
     def waiting(self) -> str | None:
@@ -250,7 +271,7 @@ class ClosedLoop:
             log_dir=str(self._log.dir) if self._log else None,
         )
 
-    def _observe(self, reuse: bool = False, **where: Any):
+    def _observe(self, reuse: bool = False, **where: Any) -> Observation:
         """A camera frame; `reuse`: the last one if the arm has not moved since (one frame serves
         the verdict of a subtask and the plan of the next)."""
         if reuse and self._last_obs is not None:
@@ -266,8 +287,8 @@ class ClosedLoop:
         return obs
 
     def _pose(self, **where: Any) -> tuple[np.ndarray, float]:
-        r = self.robot
-        if not self.config.observe_steps and callable(getattr(r, "ee_pos", None)) and callable(getattr(r, "gripper_opening", None)):
+        r = self._pose_reader
+        if not self.config.observe_steps and r is not None:
             t = time.perf_counter()
             pose = np.asarray(r.ee_pos(), dtype=float), float(r.gripper_opening())
             self._timings["execute_s"] += time.perf_counter() - t
@@ -291,17 +312,29 @@ class ClosedLoop:
         finally:
             self._timings["user_s"] += time.perf_counter() - t
 
+    # ------------------------------------------------------------------ the episode, as named steps
     def _episode(self, instruction: str, seed: int | None) -> Iterator[Event]:
-        cfg = self.config
+        """Plan the subtasks, then run each (attempts until done or out of retries); EpisodeDone last."""
         yield EpisodeStarted(
-            t=self._t(),
-            instruction=instruction,
-            policy=getattr(self.backend, "name", type(self.backend).__name__),
-            validator=getattr(self.validator, "name", type(self.validator).__name__),
-            seed=seed,
+            t=self._t(), instruction=instruction, policy=self.backend.name, validator=self.validator.name, seed=seed
         )
-        # ---- stage 1: the subtask list from the first image
-        subtasks: list[str] | None = None
+        subtasks = yield from self._plan_subtasks(instruction)
+        if subtasks is None:
+            yield self._done(False, f"the subtask list did not parse after {self.config.plan_retries + 1} tries")
+            return
+        cfg = self.config
+        self._action_regex = action_stage_regex(bounded_block_regex(cfg.codec.regex, cfg.max_steps)) if cfg.constrained else None
+        for index in range(len(subtasks)):
+            failure = yield from self._run_subtask(instruction, subtasks, index)
+            if failure is not None:
+                yield self._done(False, failure)
+                return
+        yield self._done(True, f"all {len(subtasks)} subtasks done")
+
+    def _plan_subtasks(self, instruction: str) -> Generator[Event, None, list[str] | None]:
+        """Stage 1: the subtask list from the current image, asked again while it does not parse
+        (`plan_retries`). Returns the subtasks, or None when no answer parsed."""
+        cfg = self.config
         for _ in range(cfg.plan_retries + 1):
             obs = self._observe(stage="subtasks")
             t = time.perf_counter()
@@ -317,112 +350,126 @@ class ClosedLoop:
             self._timings["subtasks_s"] += latency
             try:
                 subtasks = parse_subtasks(stream.stats.text)
-                break
             except PromptFormatError as e:
                 self._counts["rejected"] += 1
-                yield ActionsRejected(t=self._t(), index=-1, text=stream.stats.text, error=str(e))
-        if subtasks is None:
-            yield self._done(False, f"the subtask list did not parse after {cfg.plan_retries + 1} tries")
-            return
-        yield SubtasksPlanned(t=self._t(), subtasks=tuple(subtasks), text=stream.stats.text, latency_s=latency)
+                yield SubtasksRejected(t=self._t(), text=stream.stats.text, error=str(e))
+                continue
+            yield SubtasksPlanned(t=self._t(), subtasks=tuple(subtasks), text=stream.stats.text, latency_s=latency)
+            return subtasks
+        return None
 
-        regex = action_stage_regex(bounded_block_regex(cfg.codec.regex, cfg.max_steps)) if cfg.constrained else None
-        for index, subtask in enumerate(subtasks):
-            attempt = 1
-            while True:
-                yield SubtaskStarted(t=self._t(), index=index, subtask=subtask, attempt=attempt)
-                # ---- stage 2: plan + block (regenerated on request in step-through)
-                while True:
-                    obs = self._observe(reuse=True, stage="actions", index=index, attempt=attempt)
-                    start_image, start_pos = obs.image, np.asarray(obs.ee_pos, dtype=float).copy()
-                    stream = self.backend.generate(
-                        [user_message(action_prompt(instruction, subtasks, index))], [obs.image], "actions",
-                        constraint_regex=regex, adapter=cfg.adapter, max_new_tokens=cfg.action_tokens,
-                        context={"index": index},
-                    )
-                    yield from self._relay_action_tokens(stream, index)
-                    st = stream.stats
-                    self._timings["prefill_s"] += st.prefill_s
-                    self._timings["decode_s"] += st.decode_s
-                    self._timings["tokens"] += st.tokens
-                    proposal = self._parse(st.text, index)
-                    if isinstance(proposal, ActionsRejected):
-                        yield proposal
-                        break
-                    plan, actions, steps, parse_s = proposal
-                    event = ActionsProposed(
-                        t=self._t(), index=index, plan=plan, actions=actions, steps=steps,
-                        prefill_s=st.prefill_s, decode_s=st.decode_s, tokens=st.tokens,
-                        plan_agrees=_agrees(plan, steps), parse_s=parse_s,
-                    )
-                    yield event
-                    if not cfg.step_through:
-                        break
-                    answer = yield from self._step_through(index, plan, actions)
-                    if answer is None:
-                        continue  # regenerate
-                    proposal = answer
-                    break
-                if isinstance(proposal, ActionsRejected):
-                    reason = f"the action block did not parse: {proposal.error}"
-                else:
-                    plan, actions, steps = proposal[0], proposal[1], proposal[2]
-                    # ---- execute, one step at a time, through the safety filter
-                    for k, (delta, grip) in enumerate(steps):
-                        self._check()
-                        t = time.perf_counter()
-                        self._last_obs = None
-                        fc = self.robot.move(np.asarray(delta, dtype=float), grip)
-                        if grip is not None:
-                            self._settle_gripper(grip)
-                        self._timings["execute_s"] += time.perf_counter() - t
-                        ee, gr = self._pose(index=index, attempt=attempt, step=k)
-                        yield StepExecuted(
-                            t=self._t(), index=index, step=k, requested=vec(fc.requested), executed=vec(fc.delta),
-                            target=vec(fc.target), ee_pos=vec(ee), gripper=gr, clamps=tuple(fc.reasons),
-                            gripper_command=fc.gripper,
-                        )
-                    # ---- stage 3: the verdict
-                    self._check()
-                    final = self._observe(stage="validate", index=index, attempt=attempt)
-                    verdict = yield from self._validate(final.image, subtask, index, instruction)
-                    if self._log:
-                        self._log.segment(
-                            self._t(), start_image, instruction=instruction, subtasks=subtasks, index=index, attempt=attempt,
-                            plan=plan, actions=actions, state=start_pos,
-                            displacement=np.asarray(final.ee_pos, dtype=float) - start_pos, done=verdict.done,
-                        )
-                    if verdict.done:
-                        self._counts["done"] += 1
-                        break
-                    reason = verdict.reason or "the validator says the subtask is not done"
-                if attempt > cfg.max_retries:
-                    yield self._done(
-                        False, f"subtask {index + 1} ({subtask}) not done after {attempt} attempts: {reason}"
-                    )
-                    return
-                attempt += 1
-                self._counts["retries"] += 1
-                yield Retry(t=self._t(), index=index, attempt=attempt, reason=reason)
-        yield self._done(True, f"all {len(subtasks)} subtasks done")
+    def _run_subtask(self, instruction: str, subtasks: list[str], index: int) -> Generator[Event, None, str | None]:
+        """Attempts at subtask `index` until the validator says done. Returns None when done, else
+        why the episode fails (no attempts left: `max_retries` retries after the first)."""
+        attempt = 1
+        while True:
+            yield SubtaskStarted(t=self._t(), index=index, subtask=subtasks[index], attempt=attempt)
+            reason = yield from self._attempt(instruction, subtasks, index, attempt)
+            if reason is None:
+                self._counts["done"] += 1
+                return None
+            if attempt > self.config.max_retries:
+                return f"subtask {index + 1} ({subtasks[index]}) not done after {attempt} attempts: {reason}"
+            attempt += 1
+            self._counts["retries"] += 1
+            yield Retry(t=self._t(), index=index, attempt=attempt, reason=reason)
+
+    def _attempt(self, instruction: str, subtasks: list[str], index: int, attempt: int) -> Generator[Event, None, str | None]:
+        """One attempt: propose a block (stage 2), execute it, ask the validator (stage 3) and log
+        the segment. Returns None when the subtask is done, else why not (the retry's reason)."""
+        start = self._observe(reuse=True, stage="actions", index=index, attempt=attempt)
+        start_pos = np.asarray(start.ee_pos, dtype=float).copy()
+        proposal = yield from self._propose(instruction, subtasks, index, start.image, start_pos)
+        if isinstance(proposal, ActionsRejected):
+            return f"the action block did not parse: {proposal.error}"
+        yield from self._execute(proposal, index, attempt)
+        self._check()
+        final = self._observe(stage="validate", index=index, attempt=attempt)
+        verdict = yield from self._validate(final.image, subtasks[index], index, instruction)
+        if self._log:
+            self._log.segment(
+                self._t(), start.image, instruction=instruction, subtasks=subtasks, index=index, attempt=attempt,
+                plan=proposal.plan, actions=proposal.actions, state=start_pos,
+                displacement=np.asarray(final.ee_pos, dtype=float) - start_pos, done=verdict.done,
+            )
+        if verdict.done:
+            return None
+        return verdict.reason or "the validator says the subtask is not done"
+
+    def _propose(
+        self, instruction: str, subtasks: list[str], index: int, image: np.ndarray, ee: np.ndarray
+    ) -> Generator[Event, None, Proposal | ActionsRejected]:
+        """Stage 2: the model's plan and block for subtask `index` from the image before the attempt,
+        or (step-through) what the person chose to run: that block, an edit of it, or a new one."""
+        while True:
+            proposal = yield from self._generate_block(instruction, subtasks, index, image, ee)
+            if isinstance(proposal, ActionsRejected) or not self.config.step_through:
+                return proposal
+            chosen = yield from self._step_through(index, proposal)
+            if chosen is not None:
+                return chosen  # else: regenerate
+
+    def _generate_block(
+        self, instruction: str, subtasks: list[str], index: int, image: np.ndarray, ee: np.ndarray
+    ) -> Generator[Event, None, Proposal | ActionsRejected]:
+        """Ask the backend for the plan and the action block, stream them, parse them: ActionsProposed
+        (returned as a Proposal) or ActionsRejected (returned too: never executed)."""
+        cfg = self.config
+        stream = self.backend.generate(
+            [user_message(action_prompt(instruction, subtasks, index))], [image], "actions",
+            constraint_regex=self._action_regex, adapter=cfg.adapter, max_new_tokens=cfg.action_tokens,
+            context={"index": index},
+        )
+        yield from self._relay_action_tokens(stream, index)
+        st = stream.stats
+        self._timings["prefill_s"] += st.prefill_s
+        self._timings["decode_s"] += st.decode_s
+        self._timings["tokens"] += st.tokens
+        parsed = self._parse(st.text, index)
+        if isinstance(parsed, ActionsRejected):
+            yield parsed
+            return parsed
+        yield ActionsProposed(
+            t=self._t(), index=index, plan=parsed.plan, actions=parsed.actions, steps=parsed.steps,
+            prefill_s=st.prefill_s, decode_s=st.decode_s, tokens=st.tokens,
+            plan_agrees=_agrees(parsed.plan, parsed.steps), parse_s=parsed.parse_s,
+        )
+        return parsed
+
+    def _execute(self, proposal: Proposal, index: int, attempt: int) -> Iterator[Event]:
+        """Run the block one step at a time through `robot.move` (the safety filter): StepExecuted each."""
+        for k, (delta, grip) in enumerate(proposal.steps):
+            self._check()
+            t = time.perf_counter()
+            self._last_obs = None
+            fc = self.robot.move(np.asarray(delta, dtype=float), grip)
+            if grip is not None:
+                self._settle_gripper(grip)
+            self._timings["execute_s"] += time.perf_counter() - t
+            ee, gr = self._pose(index=index, attempt=attempt, step=k)
+            yield StepExecuted(
+                t=self._t(), index=index, step=k, requested=vec(fc.requested), executed=vec(fc.delta),
+                target=vec(fc.target), ee_pos=vec(ee), gripper=gr, clamps=tuple(fc.reasons),
+                gripper_command=fc.gripper,
+            )
 
     def _settle_gripper(self, grip: float) -> None:
         prev = None
-        r = self.robot
         for _ in range(self.config.gripper_settle_steps):
             self._check()
-            g = float(r.gripper_opening()) if callable(getattr(r, "gripper_opening", None)) else float(r.observe().gripper)
+            r = self._pose_reader
+            g = float(r.gripper_opening()) if r is not None else float(self.robot.observe().gripper)
             if prev is not None and abs(g - prev) < self.config.gripper_settle_tol:
                 return
             prev = g
             self.robot.move(np.zeros(3), grip)
 
-    def _relay_action_tokens(self, stream, index: int) -> Iterator[Event]:
+    def _relay_action_tokens(self, stream: TextStream, index: int) -> Iterator[Event]:
         """Tokens(plan) until the 'Actions:' line starts, Tokens(actions) after it."""
         with stream:
             yield from self._split_action_tokens(stream, index)
 
-    def _split_action_tokens(self, stream, index: int) -> Iterator[Event]:
+    def _split_action_tokens(self, stream: TextStream, index: int) -> Iterator[Event]:
         text = ""
         in_actions = False
         for piece in stream:
@@ -442,7 +489,8 @@ class ClosedLoop:
             if piece[split:]:
                 yield Tokens(t=self._t(), stage="actions", index=index, text=piece[split:])
 
-    def _parse(self, text: str, index: int):
+    def _parse(self, text: str, index: int) -> Proposal | ActionsRejected:
+        """The model's stage-2 answer as a Proposal, or the ActionsRejected that says why it is none."""
         t = time.perf_counter()
         try:
             pa = parse_plan_actions(text)
@@ -454,10 +502,11 @@ class ClosedLoop:
         steps = block_steps(commands)
         parse_s = time.perf_counter() - t
         self._timings["parse_s"] += parse_s
-        return pa.plan, pa.actions, steps, parse_s
+        return Proposal(pa.plan, pa.actions, steps, parse_s)
 
-    def _step_through(self, index: int, plan: str, actions: str):
+    def _step_through(self, index: int, proposal: Proposal) -> Generator[Event, None, Proposal | None]:
         """Wait for execute / edit / regenerate. Returns the proposal to run, or None to regenerate."""
+        plan, actions = proposal.plan, proposal.actions
         while True:
             self._waiting = "execute"
             yield AwaitingUser(t=self._t(), index=index, what="execute", actions=actions)
@@ -470,7 +519,7 @@ class ClosedLoop:
             if action == "execute":
                 t = time.perf_counter()
                 steps = block_steps(self.config.codec.decode(actions))
-                return plan, actions, steps, time.perf_counter() - t
+                return Proposal(plan, actions, steps, time.perf_counter() - t)
             # edit: the user's block, re-parsed (and safety-filtered when executed)
             edited = (text or "").strip()
             if edited.startswith(ACTIONS_PREFIX.strip()):
@@ -488,11 +537,11 @@ class ClosedLoop:
                 t=self._t(), index=index, plan=plan, actions=edited, steps=steps, prefill_s=0.0, decode_s=0.0,
                 tokens=0, plan_agrees=_agrees(plan, steps), parse_s=parse_s, edited=True,
             )
-            return plan, edited, steps, parse_s
+            return Proposal(plan, edited, steps, parse_s)
 
-    def _validate(self, image: np.ndarray, subtask: str, index: int, instruction: str):
+    def _validate(self, image: np.ndarray, subtask: str, index: int, instruction: str) -> Generator[Event, None, Verdict]:
         v = self.validator
-        if getattr(v, "needs_user", False):
+        if v.needs_user:
             self._waiting = "verdict"
             yield AwaitingUser(t=self._t(), index=index, what="verdict")
         t = time.perf_counter()
@@ -509,12 +558,11 @@ class ClosedLoop:
             gen.close()
             self._waiting = None
             latency = time.perf_counter() - t
-            self._timings["user_s" if getattr(v, "needs_user", False) else "validate_s"] += latency
+            self._timings["user_s" if v.needs_user else "validate_s"] += latency
         if verdict is None:
             raise _Stopped()
         yield VerdictGiven(
-            t=self._t(), index=index, done=bool(verdict.done), reason=verdict.reason,
-            validator=getattr(v, "name", type(v).__name__), latency_s=latency,
+            t=self._t(), index=index, done=bool(verdict.done), reason=verdict.reason, validator=v.name, latency_s=latency
         )
         return verdict
 

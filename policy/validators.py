@@ -21,7 +21,7 @@ import io
 import os
 import queue
 import threading
-from typing import Any, Callable, Generator, Protocol
+from typing import Any, Callable, Generator, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from policy.prompts import PromptFormatError, Verdict, parse_verdict, user_messa
 
 __all__ = [
     "Validator",
+    "ManualVerdicts",
     "ValidatorError",
     "NoneValidator",
     "SimValidator",
@@ -54,6 +55,13 @@ class Validator(Protocol):
     ) -> Judgement:
         """Yield text pieces, return the Verdict (None when stopped before answering)."""
         ...
+
+
+@runtime_checkable
+class ManualVerdicts(Protocol):
+    """A validator a person answers (`manual`): `give(done, reason)` from any thread, e.g. a UI button."""
+
+    def give(self, done: bool, reason: str = "") -> None: ...
 
 
 class NoneValidator:

@@ -22,6 +22,7 @@ import numpy as np
 __all__ = [
     "Observation",
     "Robot",
+    "PoseReader",
     "Workspace",
     "SafetyConfig",
     "SafetyFilter",
@@ -71,6 +72,17 @@ class Robot(Protocol):
     def stop(self) -> None: ...
 
     def disconnect(self) -> None: ...
+
+
+@runtime_checkable
+class PoseReader(Protocol):
+    """A robot that reads its end-effector position and gripper opening without a camera frame
+    (the sim and the WidowX do). The policy loop uses it, when a robot has it, to read the pose
+    after each step without rendering and to watch the fingers settle after a gripper command."""
+
+    def ee_pos(self) -> np.ndarray: ...
+
+    def gripper_opening(self) -> float: ...
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,20 @@ def test_stopped_episode_marks_running_subtask_failed_and_history_offers_the_loo
         assert "episode.jsonl" in z.namelist()
 
 
+def test_an_unparsable_subtask_list_is_shown_then_the_next_try_streams_afresh():
+    v = EpisodeView()
+    v.apply(ev.EpisodeStarted(0.0, "x", "scripted", "sim"))
+    v.apply(ev.Tokens(0.1, "subtasks", -1, "grab it then lift"))
+    v.apply(ev.SubtasksRejected(0.2, "grab it then lift", "subtask list: expected lines like '1. grasp the carrot'"))
+    html = subtasks_html(v)
+    assert "subtask list not understood" in html and "grab it then lift" not in html and not v.subtasks
+    v.apply(ev.Tokens(0.3, "subtasks", -1, "1. reach for the carrot"))
+    assert "1. reach for the carrot" in subtasks_html(v)
+    v.apply(ev.SubtasksPlanned(0.4, ("reach for the carrot",), "1. reach for the carrot", 0.1))
+    assert [s.name for s in v.subtasks] == ["reach for the carrot"] and not v.subtasks_error
+    assert "not understood" not in subtasks_html(v)
+
+
 def test_view_fail_closes_an_unfinished_episode():
     v = EpisodeView()
     v.apply(ev.EpisodeStarted(0.0, "x", "scripted", "sim"))

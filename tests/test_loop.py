@@ -19,10 +19,12 @@ from policy.events import (
     Retry,
     StepExecuted,
     SubtasksPlanned,
+    SubtasksRejected,
     SubtaskStarted,
     Tokens,
     VerdictGiven,
 )
+from policy.backends import TextStream
 from policy.episode_log import load_log
 from policy.loop import ClosedLoop, LoopConfig
 from policy.sim_episode import sim_episode
@@ -110,6 +112,46 @@ def test_retry_path_regenerates_until_the_validator_agrees_then_fails_at_the_lim
     done = ev[-1]
     assert isinstance(done, EpisodeDone) and not done.success and done.retries == 2
     assert "subtask 2" in done.reason and "after 2 attempts" in done.reason and "still not held" in done.reason
+
+
+class _GarbledSubtasks:
+    """The expert, except that its first `garbled` subtask lists are not numbered lines."""
+
+    name = "garbled"
+
+    def __init__(self, expert, garbled: int) -> None:
+        self.expert, self.garbled = expert, garbled
+
+    def generate(self, messages, images, stage, **kw):
+        if stage == "subtasks" and self.garbled > 0:
+            self.garbled -= 1
+            return TextStream(iter(["grab it", " then lift"]))
+        return self.expert.generate(messages, images, stage, **kw)
+
+
+def test_an_unparsable_subtask_list_is_its_own_event_and_asked_again(sim):
+    task = make_task("pick_up", seed=0)
+    ep = sim_episode(sim, task, seed=0)
+    cfg = LoopConfig(constrained_subtasks=False, plan_retries=2, **FAST)
+    ev = events_of(ClosedLoop(sim, _GarbledSubtasks(ep.backend, 2), ep.validator, cfg), task.instruction())
+    rejected = [e for e in ev if isinstance(e, SubtasksRejected)]
+    assert [r.text for r in rejected] == ["grab it then lift"] * 2 and all(r.error for r in rejected)
+    assert not [e for e in ev if isinstance(e, ActionsRejected)]  # no action block was rejected
+    kinds = [type(e).__name__ for e in ev]
+    assert kinds.index("SubtasksPlanned") > kinds.index("SubtasksRejected") and kinds.count("SubtasksPlanned") == 1
+    assert ev[-1].success and ev[-1].rejected == 2
+    # no try parses: the episode ends with the reason, before any subtask starts
+    ep = sim_episode(sim, task, seed=0)
+    ev = events_of(ClosedLoop(sim, _GarbledSubtasks(ep.backend, 3), ep.validator, cfg), task.instruction())
+    assert sum(isinstance(e, SubtasksRejected) for e in ev) == 3 and not any(isinstance(e, SubtaskStarted) for e in ev)
+    assert not ev[-1].success and ev[-1].reason == "the subtask list did not parse after 3 tries"
+
+
+def test_only_a_manual_validator_takes_a_verdict(sim):
+    task = make_task("pick_up", seed=0)
+    ep = sim_episode(sim, task, seed=0)
+    with pytest.raises(ValueError, match="sim validator takes no manual verdict"):
+        ClosedLoop(sim, ep.backend, ep.validator).give_verdict(True)
 
 
 def test_estop_mid_episode_stops_within_one_step(sim):
