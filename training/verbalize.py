@@ -230,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", default=None, help="Gemini reply cache (default ~/.cache/vlm2vla/gemini)")
     ap.add_argument("--gemini-base-url", default=None, help="Gemini API endpoint (default Google's; e.g. a proxy)")
     ap.add_argument("--min-segment-len", type=int, default=SegmentParams.min_len, help="shortest subtask segment, steps")
+    ap.add_argument("--max-step-axis-cm", type=float, default=ChunkingParams.max_axis * 100,
+                    help="chunking: no axis of a merged step exceeds this (default 2.5 cm)")
+    ap.add_argument("--max-step-norm-cm", type=float, default=ChunkingParams.max_norm * 100,
+                    help="chunking: a merged step's length stays under this (default 5 cm, the safety filter's step limit)")
     ap.add_argument("--max-segments", type=int, default=SegmentParams.max_segments)
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = ap.parse_args(argv)
@@ -254,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         labeler=a.labeler,
         labeler_options=labeler_options,
         segment=dataclasses.replace(SegmentParams(), min_len=a.min_segment_len, max_segments=a.max_segments),
+        chunking=ChunkingParams(max_axis=a.max_step_axis_cm / 100, max_norm=a.max_step_norm_cm / 100),
     )
     try:
         summary = run(job, workers=a.workers, limit=a.limit, resume=a.resume, strict=a.strict, progress=not a.no_progress)

@@ -286,8 +286,14 @@ def scene_questions(t: SceneTruth, rng: np.random.Generator, n: int, phrasing: i
 
 
 def _scene_qa(kind: str, lang: str, t: SceneTruth, rng: np.random.Generator, ph: int) -> tuple[str, str] | None:
-    P, name = t.positions, (lambda x: NAMES[x][lang])
-    yes_no = (lambda b: YES[lang] if b else NO[lang])
+    P = t.positions
+
+    def name(x: str) -> str:
+        return NAMES[x][lang]
+
+    def yes_no(b: bool) -> str:
+        return YES[lang] if b else NO[lang]
+
     a, b = (str(x) for x in rng.choice(THINGS, size=2, replace=False))
     g = t.gripper_pos
     if kind == "region":
@@ -470,7 +476,7 @@ class WorldConfig:
     turns: int = 6  # questions per training conversation (one image, several turns)
     conversations_per_scene: int = 2
     heldout_questions_per_scene: int = 4
-    fact_repeats: int = 1  # passes over the text-only facts per epoch's worth of corpus
+    fact_passes: float = 1.0  # passes over the text-only facts (fractions take a random part)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -492,8 +498,8 @@ def build_world(out: str | os.PathLike, cfg: WorldConfig = WorldConfig(), progre
         for _ in range(cfg.conversations_per_scene):
             train.append({"image": t.image, "turns": scene_questions(t, rng, cfg.turns, phrasing=0)})
     facts = fact_questions(phrasing=0)
-    for _ in range(cfg.fact_repeats):
-        order = rng.permutation(len(facts))
+    for p in range(int(np.ceil(cfg.fact_passes))):
+        order = rng.permutation(len(facts))[: int(len(facts) * min(1.0, cfg.fact_passes - p))]
         for i in range(0, len(order), 3):  # three facts a conversation
             train.append({"image": None, "turns": [facts[j] for j in order[i : i + 3]]})
     held: list[dict[str, Any]] = []
