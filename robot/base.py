@@ -8,6 +8,14 @@ Every motion command passes `SafetyFilter.filter` before it reaches an arm,
 simulated or real. The filter never silently changes a command: whatever it
 clamps is listed in `FilteredCommand.reasons`, and what it cannot make safe
 (non-finite numbers, an engaged e-stop) raises.
+
+The guarantee is for the arm, not for its commanded target: robots pass the
+*measured* end-effector position to the filter (`measured=`), which plans from it
+whenever the arm is not where it was told to go, and bounds every target by the
+step limit from the measured pose. After (and, where the robot can, during) each
+move the robot hands the measured positions to `SafetyFilter.watch`, which latches
+the e-stop with the reason when the arm itself went beyond the box or moved more
+than a step, plus a stated tolerance (`SafetyConfig.excursion_tol`).
 """
 
 from __future__ import annotations
@@ -69,7 +77,10 @@ class Robot(Protocol):
 
     def home(self) -> None: ...
 
-    def stop(self) -> None: ...
+    def stop(self) -> None:
+        """Latch the e-stop and hold the arm. Must return at once and be safe to call from any thread
+        while another thread is inside `move()` (the e-stop must not wait for a step to end)."""
+        ...
 
     def disconnect(self) -> None: ...
 
@@ -117,7 +128,20 @@ BRIDGE_WORKSPACE = Workspace(low=(0.10, -0.15, -0.01), high=(0.45, 0.25, 0.25))
 @dataclass(frozen=True)
 class SafetyConfig:
     workspace: Workspace = BRIDGE_WORKSPACE
-    max_step: float = 0.05  # metres per command, Euclidean
+    max_step: float = 0.05  # metres per command, Euclidean, measured from where the arm is
+    # When the measured end effector is farther than this from its last commanded target (blocked by
+    # the table or an object, pushed, or lagging), the next step is planned from the measured pose.
+    # Below it the step starts from the target, so the normal servo lag (< 1 mm) does not add up.
+    resync_tol: float = 0.005
+    # How far the *measured* arm may go beyond the box, or beyond max_step in one move, before the
+    # e-stop latches (servo overshoot and contact give a few millimetres; more means something is wrong).
+    excursion_tol: float = 0.01
+
+    def __post_init__(self) -> None:
+        for name in ("max_step", "resync_tol", "excursion_tol"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"SafetyConfig.{name} must be a positive number of metres, got {v}")
 
 
 class SafetyError(ValueError):
@@ -155,6 +179,11 @@ def _fmt(v: np.ndarray) -> str:
     return "(" + ", ".join(f"{x * 100:+.1f}" for x in v) + ") cm"
 
 
+def _outside(p: list[float], ws: Workspace) -> float:
+    """How far point `p` lies outside box `ws` (0 inside), metres."""
+    return math.hypot(*(max(lo - v, 0.0, v - hi) for v, lo, hi in zip(p, ws.low, ws.high)))
+
+
 class SafetyFilter:
     """Workspace box, per-step limit, finite numbers only, and an e-stop latch.
 
@@ -163,6 +192,11 @@ class SafetyFilter:
     robot homed outside it), the step is at most `max_step` and never increases the
     distance to the box. Non-finite input raises `SafetyError`; while the e-stop is
     engaged every call raises `EStopEngaged`.
+
+    With `measured` (the arm's measured position, which every robot passes), the step
+    is planned from the measured pose whenever the arm is more than `resync_tol` from
+    its last target, and the target is never more than `max_step` from the measured arm
+    (inside the box). `watch(before, now)` checks where the arm really went.
     """
 
     def __init__(self, config: SafetyConfig | None = None) -> None:
@@ -198,7 +232,10 @@ class SafetyFilter:
             raise EStopEngaged(f"{self._estop_reason}; call reset() before moving again")
 
     # -- the filter ------------------------------------------------------------------
-    def filter(self, start: np.ndarray, delta: np.ndarray, gripper: float | None = None) -> FilteredCommand:
+    def filter(
+        self, start: np.ndarray, delta: np.ndarray, gripper: float | None = None, measured: np.ndarray | None = None
+    ) -> FilteredCommand:
+        """`start`: the last commanded target; `measured`: where the arm is (None: trust `start`)."""
         self.check()
         start = np.asarray(start, dtype=float).reshape(-1)
         requested = np.asarray(delta, dtype=float).reshape(-1)
@@ -219,6 +256,15 @@ class SafetyFilter:
             gripper = g
 
         ws, max_step = self.config.workspace, self.config.max_step
+        if measured is not None:
+            measured = np.asarray(measured, dtype=float).reshape(-1)
+            if measured.shape != (3,) or not np.all(np.isfinite(measured)):
+                raise SafetyError(f"the robot reports a non-finite or malformed position {measured.tolist()}; check the arm before moving")
+            gap = float(np.linalg.norm(start - measured))
+            if gap > self.config.resync_tol:
+                reasons.append(f"the arm is {gap * 100:.1f} cm from its last target (blocked, pushed or lagging): "
+                               f"this step starts from where it is, {_fmt(measured)}")
+                start = measured
         step = requested.copy()
         scale = float(np.max(np.abs(step)))
         norm = scale * float(np.linalg.norm(step / scale)) if scale > 0 else 0.0  # no overflow for huge inputs
@@ -238,6 +284,14 @@ class SafetyFilter:
             dist = float(np.linalg.norm(back))
             target = start + (back if dist <= max_step else back * (max_step / dist))
             reasons.append(f"start {_fmt(start)} is outside the workspace box; moving back toward it instead")
+        if measured is not None and start is not measured:
+            off = target - measured
+            dist = float(np.linalg.norm(off))
+            if dist > max_step:  # the arm lags its target a little: the step is bounded from the arm
+                near = measured + off * (max_step / dist)
+                target = ws.clip(near) if ws.contains(start) else near
+                reasons.append(f"target is {dist * 100:.1f} cm from the arm at {_fmt(measured)}; "
+                               f"brought to the {max_step * 100:.1f} cm limit at {_fmt(target)}")
         return FilteredCommand(
             start=start,
             requested=requested,
@@ -246,3 +300,32 @@ class SafetyFilter:
             gripper=gripper,
             reasons=tuple(reasons),
         )
+
+    # -- where the arm really went ------------------------------------------------------
+    def watch(self, before: np.ndarray, now: np.ndarray) -> str | None:
+        """Check one measured move of the arm, from `before` (measured when the move began) to `now`.
+
+        Latches the e-stop and returns the reason when the arm moved more than `max_step` plus
+        `excursion_tol`, went farther outside the box than it started by more than `excursion_tol`,
+        or reports a non-finite position; None when the move stayed within the limits. Robots call it
+        after each move (the sim also during it), hold the arm, and then `check()` raises the reason.
+        """
+        cfg, ws = self.config, self.config.workspace
+        # plain floats: the sim calls this ten times per step, and numpy's per-call overhead dominates
+        b = [float(v) for v in np.asarray(before, dtype=float).reshape(-1)]
+        n = [float(v) for v in np.asarray(now, dtype=float).reshape(-1)]
+        reason = None
+        if not all(math.isfinite(v) for v in (*b, *n)):
+            reason = f"the arm reports a non-finite position {n}"
+        else:
+            moved = math.dist(n, b)
+            out_before, out_now = _outside(b, ws), _outside(n, ws)
+            if moved > cfg.max_step + cfg.excursion_tol:
+                reason = (f"the arm moved {moved * 100:.1f} cm in one step, from {_fmt(np.array(b))} to {_fmt(np.array(n))} "
+                          f"(limit {cfg.max_step * 100:.1f} cm + {cfg.excursion_tol * 100:.1f} cm tolerance)")
+            elif out_now > out_before + cfg.excursion_tol:
+                reason = (f"the arm is {out_now * 100:.1f} cm outside the workspace box at {_fmt(np.array(n))} "
+                          f"(tolerance {cfg.excursion_tol * 100:.1f} cm)")
+        if reason is not None:
+            self.estop("safety: " + reason)
+        return reason

@@ -97,3 +97,59 @@ def test_wait_engaged_wakes_on_estop():
     threading.Timer(0.05, f.estop).start()
     t0 = time.perf_counter()
     assert f.wait_engaged(5.0) is True and time.perf_counter() - t0 < 2.0
+
+
+# ---------------------------------------------------------------- the measured arm (issue 13)
+near = arrays(np.float64, (3,), elements=st.floats(-0.0025, 0.0025))  # norm < resync_tol (5 mm)
+
+
+@settings(max_examples=200, deadline=None)
+@given(inside, inside, deltas)
+def test_a_target_is_never_more_than_a_step_from_the_measured_arm(last_target, arm, delta):
+    f = SafetyFilter()
+    cmd = f.filter(last_target, delta, measured=arm)
+    assert WS.contains(cmd.target)
+    assert np.linalg.norm(cmd.target - arm) <= f.config.max_step + 1e-12
+    gap = np.linalg.norm(last_target - arm)
+    resynced = any("starts from where it is" in r for r in cmd.reasons)
+    assert resynced == (gap > f.config.resync_tol)
+    if resynced:
+        np.testing.assert_array_equal(cmd.start, arm)  # planned from the arm, and says so
+
+
+@settings(max_examples=150, deadline=None)
+@given(inside, near, deltas)
+def test_a_lagging_arm_keeps_the_last_target_so_the_lag_does_not_add_up(last_target, lag, delta):
+    f = SafetyFilter()
+    arm = WS.clip(last_target + lag)
+    cmd = f.filter(last_target, delta, measured=arm)
+    np.testing.assert_array_equal(cmd.start, last_target)
+    if np.linalg.norm(delta) < 0.04:  # far from every limit: exactly the last target plus the delta
+        if WS.contains(last_target + delta):
+            np.testing.assert_allclose(cmd.target, last_target + delta)
+
+
+def test_watch_latches_on_a_jump_or_an_excursion_and_names_it():
+    f = SafetyFilter()
+    a = np.array([0.30, 0.0, 0.10])
+    assert f.watch(a, a + [0.055, 0, 0]) is None and not f.engaged  # within the step + tolerance
+    assert "moved 8.0 cm in one step" in f.watch(a, a + [0.08, 0, 0])
+    with pytest.raises(EStopEngaged, match="safety: the arm moved 8.0 cm"):
+        f.filter(a, np.zeros(3))
+    f.reset()
+    edge = np.array([0.30, 0.24, 0.10])
+    assert f.watch(edge, edge + [0, 0.019, 0]) is None  # 0.9 cm outside: within the tolerance
+    assert "2.0 cm outside the workspace box" in f.watch(edge, edge + [0, 0.03, 0])
+    f.reset()
+    above = np.array([0.30, 0.0, 0.35])  # homed above the box: only getting farther out counts
+    assert f.watch(above, above + [0, 0, -0.04]) is None
+    assert "outside the workspace box" in f.watch(above, above + [0, 0, 0.02])
+    f.reset()
+    assert "non-finite" in f.watch(a, [np.nan, 0, 0]) and f.engaged
+
+
+def test_the_new_tolerances_are_checked():
+    with pytest.raises(ValueError, match="resync_tol"):
+        SafetyConfig(resync_tol=0.0)
+    with pytest.raises(ValueError, match="excursion_tol"):
+        SafetyConfig(excursion_tol=float("inf"))
