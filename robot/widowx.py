@@ -7,11 +7,19 @@ Both ROS generations are supported, chosen by what imports:
   `robot_startup()` / `robot_shutdown()` (older ones: `bot.shutdown()`).
 - ROS 1: `interbotix_xs_modules.arm.InterbotixManipulatorXS`; gripper `close()` / `open()`.
 
-A move is what BridgeData V2's controller does, with one difference: the target is the
-*last target* plus the safety-filtered delta, sent with `arm.set_ee_pose_matrix` with the
-gripper pointing down and the current joints as `custom_guess`. Upstream Bridge prints a
-warning when IK fails and carries on, which is how arms end up somewhere unexpected; here a
-False return latches the e-stop and raises `WidowXError`, so the episode stops.
+A move is what BridgeData V2's controller does, with two differences. The target is the
+last target plus the safety-filtered delta while the measured arm is where it was sent, and
+the measured pose plus the delta when it is not (`SafetyFilter.filter(measured=...)`); it is
+sent with `arm.set_ee_pose_matrix` with the gripper pointing down and the current joints as
+`custom_guess`. Upstream Bridge prints a warning when IK fails and carries on, which is how
+arms end up somewhere unexpected; here a False return latches the e-stop and raises
+`WidowXError`, so the episode stops. After each move the measured pose is checked
+(`SafetyFilter.watch`): an arm that went beyond the box or a step plus the tolerance is held
+and the e-stop latches with the reason.
+
+`stop()` may be called from any thread while `move()` blocks in another: it latches the
+e-stop and sends the measured joints as a non-blocking joint command at once, which replaces
+the trajectory in progress; the blocked move then returns, sends nothing more, and raises.
 
 The package is not on PyPI; it comes with the Interbotix ROS workspace. Without it,
 `WidowX.connect()` raises `WidowXUnavailable` naming what to install.
@@ -20,6 +28,7 @@ The package is not on PyPI; it comes with the Interbotix ROS workspace. Without 
 from __future__ import annotations
 
 import importlib
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -98,6 +107,7 @@ class WidowX:
         self._shutdown: Callable[[], None] | None = None
         self._target: np.ndarray | None = None
         self._grip_cmd: float | None = None
+        self._hold_lock = threading.Lock()  # one hold command at a time (stop() may come from any thread)
 
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
@@ -142,7 +152,12 @@ class WidowX:
     def joint_positions(self) -> list[float]:
         """Measured arm joint angles (radians), in the arm group's joint order."""
         core, arm = self._core, self.bot.arm
-        pos = core.joint_states.position
+        mutex = getattr(core, "js_mutex", None)  # the joint-state callback swaps the message under it
+        if mutex is not None:
+            with mutex:
+                pos = list(core.joint_states.position)
+        else:
+            pos = list(core.joint_states.position)
         return [float(pos[core.js_index_map[n]]) for n in arm.group_info.joint_names]
 
     def ee_pos(self) -> np.ndarray:
@@ -171,9 +186,13 @@ class WidowX:
     # ------------------------------------------------------------------ motion
     def move(self, delta: np.ndarray, gripper: float | None = None) -> FilteredCommand:
         self._need_bot()
-        cmd = self.safety.filter(self._need_target(), delta, gripper)
+        before = self.ee_pos()
+        cmd = self.safety.filter(self._need_target(), delta, gripper, measured=before)
         if np.any(cmd.delta != 0):
             self._goto(cmd.target, self.config.moving_time)
+        if self.safety.watch(before, self.ee_pos()) is not None:
+            self._hold()
+        self.safety.check()  # an excursion, or a stop() while the arm moved: nothing more is sent
         if cmd.gripper is not None:
             self._set_gripper(cmd.gripper)
         return cmd
@@ -193,12 +212,19 @@ class WidowX:
         self._target = self.ee_pos()
 
     def stop(self) -> None:
-        """Latch the e-stop and hold the arm where it is now."""
+        """Latch the e-stop and hold the arm where it is now; returns at once, from any thread."""
         self.safety.estop("stop() called on the WidowX")
-        if self.bot is not None:
+        self._hold()
+
+    def _hold(self) -> None:
+        """Command the measured joints (non-blocking): replaces any trajectory in progress."""
+        bot = self.bot
+        if bot is None:
+            return
+        with self._hold_lock:
             try:
-                self.bot.arm.set_joint_positions(self.joint_positions(), moving_time=self.config.moving_time,
-                                                 accel_time=self.config.accel_time, blocking=False)
+                bot.arm.set_joint_positions(self.joint_positions(), moving_time=self.config.moving_time,
+                                            accel_time=self.config.accel_time, blocking=False)
             except Exception:  # stopping must not raise; the latch is what matters
                 pass
 

@@ -200,3 +200,87 @@ def test_every_target_sent_is_inside_the_box(moves):
     finally:
         sys.path.remove(str(FAKES / "ros2"))
         _purge()
+
+
+# ---------------------------------------------------------------- issue 13: the measured arm, a hung move
+
+
+def _land_off(w, offset):
+    """The arm lands `offset` metres away from where it was sent (a collision, a bad IK branch)."""
+    send = w.bot.arm.set_ee_pose_matrix
+
+    def landing(T_sd, **kw):
+        theta, ok = send(T_sd, **kw)
+        w.bot.arm.T_sb[:3, 3] += offset
+        return theta, ok
+
+    w.bot.arm.set_ee_pose_matrix = landing
+
+
+@pytest.mark.parametrize("offset, says", [((0.0, 0.07, 0.0), r"moved 8\.0 cm in one step"),
+                                          ((0.0, 0.0, -0.04), r"2\.0 cm outside the workspace box")])
+def test_a_measured_excursion_holds_the_arm_and_latches_the_estop(ros, offset, says):
+    w = _connected()
+    w.home()
+    w.move(np.array([0.0, 0.0, -0.05]))
+    w.move(np.array([0.0, 0.0, -0.05]))
+    w.move(np.array([0.0, 0.0, -0.05]))  # z = 1 cm: the floor of the box is -1 cm
+    _land_off(w, np.array(offset))
+    fake.CALLS.clear()
+    with pytest.raises(EStopEngaged, match="safety: the arm " + ".*" + says):
+        w.move(np.array([0.0, 0.01, 0.0]), 0.0)
+    assert _calls("set_joint_positions"), "the arm was not told to hold"
+    assert not [c for c in fake.CALLS if c[0].startswith("gripper")], "a gripper command followed the excursion"
+    with pytest.raises(EStopEngaged, match="safety"):
+        w.move(np.zeros(3))
+
+
+def test_a_pushed_arm_is_commanded_from_where_it_is(ros):
+    w = _connected()
+    w.home()
+    w.bot.arm.T_sb[:3, 3] += (-0.04, 0.0, 0.0)  # pushed back 4 cm between steps
+    cmd = w.move(np.array([0.05, 0.0, 0.0]))
+    assert any("starts from where it is" in r for r in cmd.reasons)
+    (T,), _ = _calls("set_ee_pose_matrix")[-1][1:]
+    np.testing.assert_allclose(T[:3, 3], [0.26, 0.0, 0.16])  # the measured 0.21 + 5 cm, not 0.25 + 5 cm
+
+
+def test_stop_reaches_the_arm_while_a_move_hangs(ros):
+    """A driver call that hangs (20 s on the page): stop() from another thread commands the hold at once,
+    and the hung move, when it returns, sends nothing more and raises."""
+    import threading
+    import time
+
+    w = _connected()
+    w.home()
+    entered, release = threading.Event(), threading.Event()
+    send = w.bot.arm.set_ee_pose_matrix
+
+    def hanging(T_sd, **kw):
+        entered.set()
+        release.wait(20)
+        return send(T_sd, **kw)
+
+    w.bot.arm.set_ee_pose_matrix = hanging
+    result = {}
+
+    def episode():
+        try:
+            w.move(np.array([0.02, 0.0, 0.0]), 0.0)
+        except Exception as e:  # noqa: BLE001 - the test inspects it
+            result["error"] = e
+
+    t = threading.Thread(target=episode)
+    t.start()
+    assert entered.wait(5)
+    fake.CALLS.clear()
+    t0 = time.perf_counter()
+    w.stop()
+    assert time.perf_counter() - t0 < 0.5
+    assert t.is_alive(), "the move should still be hanging"
+    name, (joints,), kw = _calls("set_joint_positions")[0]
+    assert kw["blocking"] is False and joints == w.joint_positions()
+    release.set()
+    t.join(5)
+    assert isinstance(result.get("error"), EStopEngaged)
+    assert not [c for c in fake.CALLS if c[0].startswith("gripper")]
