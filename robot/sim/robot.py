@@ -15,6 +15,7 @@ the fingers do not pinch are never welded. `SimConfig.grasp_assist=False` turns 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
@@ -26,6 +27,10 @@ import mujoco
 from ..base import FilteredCommand, Observation, SafetyConfig, SafetyFilter
 from .layout import LAYOUTS, Placement
 from .scene import ARM_JOINTS, FINGER_RANGE, OBJECTS, PICKABLES, build_mjcf
+
+def _fmt_cm(p: np.ndarray) -> str:
+    return "(" + ", ".join(f"{x * 100:+.1f}" for x in p) + ") cm"
+
 
 # Gripper pointing down: tool x-axis along -z, fingers closing along the base y-axis.
 R_DOWN = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
@@ -120,15 +125,27 @@ class SimRobot:
         return Observation(image=image, ee_pos=self.ee_pos(), gripper=self.gripper_opening(), timestamp=float(self.data.time), wrist_image=wrist)
 
     def move(self, delta: np.ndarray, gripper: float | None = None) -> FilteredCommand:
-        cmd = self.safety.filter(self._target, delta, gripper)
+        """One 5 Hz step from where the arm *is* (see `SafetyFilter.filter`'s `measured`), watched as it moves.
+
+        The joint path is checked by forward kinematics before it runs (a solution on another IK
+        branch would swing the hand through space in between); the measured hand is checked after
+        every 1/10 of the step, and an excursion (`SafetyFilter.watch`) or a `stop()` from another
+        thread holds the joints where they are and raises `EStopEngaged` with the reason.
+        """
+        before = self.ee_pos()
+        cmd = self.safety.filter(self._target, delta, gripper, measured=before)
         if cmd.gripper is not None:
             self._grip_cmd = float(cmd.gripper)
-        q_goal, err = self._ik(cmd.target, self._q_target)
-        self._run(q_goal)
-        # Keep commanding from where the arm can actually be: if the target was not
-        # reachable (IK residual above 5 mm) the next delta starts from the reachable pose.
-        self._target = cmd.target if err < 0.005 else self._fk(q_goal)
+        q_now = self.data.qpos[self._arm_qadr].copy()
+        resynced = not np.array_equal(cmd.start, self._target)
+        q0 = q_now if resynced else self._q_target  # in sync: ramp on from the last goal
+        path, note = self._joint_path(q0, before, cmd.target)
+        if note:
+            cmd = dataclasses.replace(cmd, reasons=cmd.reasons + (note,))
+        self._run(path, watch_from=before)
+        self._target = cmd.target  # an unreached target is caught by the filter's re-sync next step
         self._record()
+        self.safety.check()  # an excursion or a stop() during the step: the joints hold, say why
         return cmd
 
     def home(self) -> None:
@@ -139,10 +156,17 @@ class SimRobot:
         self._record()
 
     def stop(self) -> None:
-        """Engage the e-stop latch and hold the joints where they are."""
+        """Engage the e-stop latch and hold the joints where they are.
+
+        Safe from any thread while another is inside `move()`: the step in progress sees the latch
+        before its next 1/50 s of physics and holds too."""
         self.safety.estop("stop() called on the simulated arm")
-        self._q_target = self.data.qpos[self._arm_qadr].copy()
-        self.data.ctrl[:6] = self._q_target
+        self._hold()
+
+    def _hold(self) -> None:
+        q = self.data.qpos[self._arm_qadr].copy()
+        self._q_target = q
+        self.data.ctrl[:6] = q
 
     # ------------------------------------------------------------------ episodes
     def reset(self, seed: int | None = None, task=None) -> None:
@@ -287,31 +311,84 @@ class SimRobot:
         f = FINGER_RANGE[0] + self._grip_cmd * (FINGER_RANGE[1] - FINGER_RANGE[0])
         self.data.ctrl[6:8] = f
 
-    def _run(self, q_goal: np.ndarray) -> None:
-        """One control period: ramp the joint targets to q_goal, simulate, update the grasp assist."""
+    CHUNKS = 10  # a step's joint targets change 10 times (every 1/50 s at 5 Hz)
+
+    def _run(self, path: np.ndarray, watch_from: np.ndarray | None = None) -> None:
+        """One control period: the joint targets follow `path` ((CHUNKS, 6), reached at 80 % of the
+        period, then held) while the physics runs; the grasp assist is updated as it goes.
+
+        With `watch_from` (the hand's measured position when the step began) the measured hand is
+        checked after every chunk; an excursion or a latched e-stop holds the joints and ends the step.
+        """
         m, d = self.model, self.data
         if self._grip_cmd >= 0.5 and self.held is not None:
             self._release()
-        chunks = 10
-        per = self._substeps // chunks
-        q0 = self._q_target
-        for k in range(chunks):
-            # reach the goal at 80% of the period, then hold: the arm settles before the next step
-            s = min(1.0, (k + 1) / (0.8 * chunks))
-            self._set_ctrl(q0 + s * (q_goal - q0))
+        per = self._substeps // self.CHUNKS
+        for k in range(self.CHUNKS):
+            self._set_ctrl(path[min(k, len(path) - 1)])
+            if self.safety.engaged:
+                self._hold()
+                return
             mujoco.mj_step(m, d, nstep=per)
             if self.config.grasp_assist and self.held is None and self._grip_cmd < 0.5:
                 self._try_grasp()
-        rest = self._substeps - per * chunks
+            if watch_from is not None and self.safety.watch(watch_from, self.ee_pos()) is not None:
+                self._hold()
+                return
+        rest = self._substeps - per * self.CHUNKS
         if rest:
             mujoco.mj_step(m, d, nstep=rest)
-        self._q_target = q_goal.copy()
+        if watch_from is not None:
+            self.safety.watch(watch_from, self.ee_pos())
+        if self.safety.engaged:
+            self._hold()
+            return
+        self._q_target = path[-1].copy()
+
+    def _joint_path(self, q0: np.ndarray, start: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, str]:
+        """Joint targets for one step from `start` (measured) to `target`: ((8, 6) array, note).
+
+        First the joint-space ramp to one IK solution. If forward kinematics shows that ramp leaving
+        the box or straying beyond the step limit from `start` (another IK branch, a joint limit), the
+        hand follows the straight line instead, one IK solution per waypoint, each from the last, and
+        stops at the last waypoint it reaches safely; the note then says so."""
+        n = int(np.ceil(0.8 * self.CHUNKS))
+        q_goal, err = self._ik(target, q0)
+        ramp = q0 + np.linspace(1.0 / n, 1.0, n)[:, None] * (q_goal - q0)[None]
+        if err < 0.005 and self._path_ok(start, [self._fk(q) for q in ramp]):
+            return ramp, ""
+        path, q, reached = [], q0, 0
+        for s in np.linspace(1.0 / n, 1.0, n):
+            w = start + s * (target - start)
+            qw, e = self._ik(w, q)
+            if e > 0.005 or not self._path_ok(start, [self._fk(q + t * (qw - q)) for t in (0.5, 1.0)]):
+                break
+            path.append(qw)
+            q, reached = qw, s
+        path += [q] * (n - len(path))
+        if reached >= 1.0:
+            return np.array(path), ""
+        where = start + reached * (target - start)
+        return np.array(path), (f"target {_fmt_cm(target)} not reachable safely with the gripper down; "
+                                f"the hand stopped at {_fmt_cm(where)}")
+
+    def _path_ok(self, start: np.ndarray, points) -> bool:
+        cfg = self.safety.config
+        ws = cfg.workspace
+        out0 = float(np.linalg.norm(start - ws.clip(start)))
+        return all(
+            float(np.linalg.norm(p - start)) <= cfg.max_step + 0.002
+            and float(np.linalg.norm(p - ws.clip(p))) <= out0 + 0.002
+            for p in points
+        )
 
     def _ramp_to(self, q_goal: np.ndarray, duration: float) -> None:
         steps = max(1, int(round(duration * self.config.control_hz)))
         q0 = self._q_target.copy()
+        n = int(np.ceil(0.8 * self.CHUNKS))
         for i in range(steps):
-            self._run(q0 + (i + 1) / steps * (q_goal - q0))
+            a, b = q0 + i / steps * (q_goal - q0), q0 + (i + 1) / steps * (q_goal - q0)
+            self._run(a + np.linspace(1.0 / n, 1.0, n)[:, None] * (b - a)[None])
 
     def _try_grasp(self) -> None:
         for name in PICKABLES:
