@@ -37,20 +37,36 @@ class SimEpisode:
     task: Any  # robot.sim.tasks.Task: instruction(lang), subtasks, subtask_done, success
     backend: Backend
     validator: Validator
+    prepared: str = ""  # what was done to the table before it (episodes in a row), e.g. "set the banana down ..., went home"
 
 
-def arrange_scene(robot: Any, task: Any, seed: int | None) -> None:
-    """Set the table for `task`.
+def arrange_scene(robot: Any, task: Any, seed: int | None) -> str:
+    """Set the table for `task`; returns what was done to the arm before the episode ("" after a reset).
 
     `seed` given: a fresh episode from that seed (`robot.reset(seed, task)`), as the CLI does
     for each episode. `seed=None`: keep the table the person is looking at when it already has
     the task's arrangement (the demo between Runs), else re-arrange it with the robot's seed.
+
+    Episodes in a row start from the state the expert (and the training data) start from: what the
+    gripper holds is set down where it lay when the last episode began (or the nearest free spot),
+    the gripper opens and the arm goes home, through `robot.move` (filtered, paced on the camera);
+    then the e-stop is clear and the step history starts afresh (`SimRobot.begin_episode`).
     """
     current = robot.task
     if seed is not None or current is None or current.layout != task.layout:
         robot.reset(robot.seed if seed is None else seed, task=task)
+        return ""
+    robot.set_task(task)
+    robot.safety.reset()  # a new episode re-arms the arm, as reset() does
+    deltas, grips, said = robot.next_episode_plan()
+    for delta, grip in zip(deltas, grips):
+        robot.move(delta, float(grip))
+    call = getattr(robot, "call", None)  # the demo's SharedRobot: under its mutex
+    if call is not None:
+        call(lambda r: r.begin_episode())
     else:
-        robot.set_task(task)
+        robot.begin_episode()
+    return said
 
 
 def sim_episode(
@@ -71,7 +87,7 @@ def sim_episode(
     """
     from robot.sim.expert import ScriptedExpert
 
-    arrange_scene(robot, task, seed)
+    prepared = arrange_scene(robot, task, seed)
     if backend is None:
         backend = ScriptedBackend(
             ScriptedExpert(robot, task), chars_per_s=chars_per_s, codec=codec,
@@ -80,4 +96,4 @@ def sim_episode(
     if validator is None:
         # a model may plan more subtasks than the task has: for_task judges those by task success
         validator = SimValidator.for_task(task, robot)
-    return SimEpisode(task, backend, validator)
+    return SimEpisode(task, backend, validator, prepared)

@@ -25,13 +25,19 @@ from . import _gl  # noqa: F401  (chooses MUJOCO_GL before mujoco is imported)
 import mujoco
 
 from ..base import FilteredCommand, Observation, SafetyConfig, SafetyFilter
-from .layout import LAYOUTS, Placement
-from .scene import ARM_JOINTS, FINGER_RANGE, OBJECTS, PICKABLES, build_mjcf
+from .layout import LAYOUTS, PICKABLE_REGION, Placement
+from .scene import ARM_JOINTS, FINGER_RANGE, OBJECTS, PAD_TIP, PICKABLES, build_mjcf
 
 def _fmt_cm(p: np.ndarray) -> str:
     return "(" + ", ".join(f"{x * 100:+.1f}" for x in p) + ") cm"
 
 
+# Setting down what the hand holds before the next episode (see next_episode_plan)
+CARRY_Z = 0.13  # travel height with an object, as the expert's (its bottom clears the pot walls)
+SAFE_Z = 0.09  # rise to this before travelling home empty-handed
+GRASP_Z_MIN = PAD_TIP + 0.004  # lowest hand height: finger tips 4 mm above the table
+SET_DOWN_GAP = 0.008  # let go this far above resting height
+SET_DOWN_MARGIN = 0.03  # clearance to other objects' footprints (footprints understate the banana's arc)
 LAYOUT_TRIES = 50  # draws of a seed's layout until the objects settle where they were placed
 SETTLE_TOL = 0.01  # metres an object may move while settling; more means it was pushed by an overlap
 
@@ -208,6 +214,94 @@ class SimRobot:
         self.initial_positions = self.object_positions()
         self.history = []
         self._record()
+
+    # ------------------------------------------------------------------ episodes in a row
+    def next_episode_plan(self) -> tuple[np.ndarray, np.ndarray, str]:
+        """The moves that make the table as it is a state an episode can start from, without re-arranging it.
+
+        Returns (deltas (T, 3) metres, gripper targets (T,), a line saying what they do). A held object
+        is carried to where it lay when the last episode began (or the nearest free spot on the table),
+        lowered until it nearly touches, and let go; an empty closed gripper opens; then the hand rises
+        and travels home. Run the moves through `move()` (paced, filtered), then `begin_episode()`.
+        """
+        pos = self.target
+        deltas: list[np.ndarray] = []
+        grips: list[float] = []
+        said: list[str] = []
+
+        def go(to, grip: float, step: float = 0.025) -> None:
+            nonlocal pos
+            d = np.asarray(to, float) - pos
+            n = int(np.ceil(float(np.linalg.norm(d)) / step - 1e-9))
+            for _ in range(n):
+                deltas.append(d / n)
+                grips.append(grip)
+            pos = np.asarray(to, float)
+
+        def wait(k: int, grip: float) -> None:
+            deltas.extend([np.zeros(3)] * k)
+            grips.extend([grip] * k)
+
+        held = self.held or self._pinched()
+        if held is not None and self._grip_cmd < 0.5:
+            spot = self._free_spot(held)
+            carry = max(float(pos[2]), CARRY_Z)
+            go((pos[0], pos[1], carry), 0.0)
+            go((spot[0], spot[1], carry), 0.0)
+            above = float(pos[2]) - float(self.object_positions()[held][2])  # the hand's height above the object's centre
+            low = max(OBJECTS[held].rest_z + SET_DOWN_GAP + above, GRASP_Z_MIN)
+            go((spot[0], spot[1], low), 0.0, step=0.015)
+            wait(2, 1.0)
+            said.append(f"set the {held} down at ({spot[0] * 100:.1f}, {spot[1] * 100:.1f}) cm")
+        elif self._grip_cmd < 0.5:
+            wait(2, 1.0)
+            said.append("opened the gripper")
+        home = np.asarray(self.config.home, float)
+        if np.linalg.norm(pos - home) > 0.005:
+            if pos[2] < SAFE_Z:
+                go((pos[0], pos[1], SAFE_Z), 1.0)
+            go(home, 1.0)
+            said.append("went home")
+        return np.array(deltas).reshape(-1, 3), np.array(grips, float), ", ".join(said) or "already home"
+
+    def begin_episode(self) -> None:
+        """Start an episode on the table as it is: joints exactly home, e-stop clear, the step history
+        and the objects' starting positions (what "the item above the flag" refers to) taken afresh."""
+        self.safety.reset()
+        self._ramp_to(self._home_q, duration=0.4)
+        self._target = np.asarray(self.config.home, float).copy()
+        self.initial_positions = self.object_positions()
+        self.history = []
+        self._record()
+
+    def _pinched(self) -> str | None:
+        if self._grip_cmd >= 0.5:
+            return None
+        for name in PICKABLES:
+            if all(self.touching(name)):
+                return name
+        return None
+
+    def _free_spot(self, obj: str) -> np.ndarray:
+        """Where to set `obj` down: where it lay when this episode began if that is still free, else the
+        free point of the pickables' region nearest to it (clear of every other object by a margin)."""
+        here = self.object_positions()
+        others = [(p[:2], OBJECTS[n].radius) for n, p in here.items() if n != obj and OBJECTS[n].kind != "card"]
+        need = OBJECTS[obj].radius + SET_DOWN_MARGIN
+
+        def free(xy) -> bool:
+            return all(np.hypot(*(xy - p)) >= need + r for p, r in others)
+
+        start = np.asarray(self.initial_positions[obj][:2], float)
+        if free(start):
+            return start
+        x0, x1, y0, y1 = PICKABLE_REGION
+        grid = [np.array([x, y]) for x in np.arange(x0, x1 + 1e-9, 0.01) for y in np.arange(y0, y1 + 1e-9, 0.01)]
+        grid.sort(key=lambda xy: float(np.hypot(*(xy - start))))
+        for xy in grid:
+            if free(xy):
+                return xy
+        return start  # a crowded table: back where it was
 
     def _set_table(self, layout: dict[str, Placement]) -> bool:
         """Place everything, home the arm, let the objects settle; False when one did not stay put.
