@@ -22,11 +22,16 @@ class Holder:
 
 
 class DriverLock:
-    """A non-blocking, re-entrant-per-session lock with a holder you can show."""
+    """A non-blocking, re-entrant-per-session lock with a holder you can show.
+
+    A holder whose episode cannot end (the arm's driver hangs inside a call after Stop) is
+    marked `stuck` with the reason: everyone is then told that, not "busy", until the call
+    returns and the episode's own end releases the lock."""
 
     def __init__(self) -> None:
         self._mutex = threading.Lock()
         self._holder: Holder | None = None
+        self.stuck = ""  # why the holder cannot let go, while it cannot
 
     def acquire(self, session: str, what: str = "episode") -> bool:
         """Take the lock for `session`; True if it now holds it (also when it already did)."""
@@ -43,8 +48,20 @@ class DriverLock:
         with self._mutex:
             if self._holder is not None and self._holder.session == session:
                 self._holder = None
+                self.stuck = ""
                 return True
             return False
+
+    def mark_stuck(self, reason: str) -> None:
+        """The holder cannot release the robot (see the class docstring); `reason` says why."""
+        with self._mutex:
+            if self._holder is not None:
+                self.stuck = reason
+
+    def busy_message(self) -> str:
+        """What someone who may not drive now is told."""
+        stuck = self.stuck
+        return f"robot stuck — {stuck}" if stuck else BUSY_MESSAGE
 
     @property
     def holder(self) -> Holder | None:

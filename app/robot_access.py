@@ -2,8 +2,11 @@
 
 `SharedRobot` wraps any `robot.base.Robot`:
 - every call is serialized by one mutex (MuJoCo's data and most drivers are not
-  thread-safe), except `stop()`, which never waits — the e-stop latch is set first
-  and the arm's own stop runs as soon as the current step ends;
+  thread-safe), except `stop()`, which never waits for it: the e-stop latch is set
+  and the arm's own `stop()` runs at once on the stopping thread, even while a `move()`
+  hangs in the driver (robots' `stop()` is safe to call concurrently, see `robot.base.Robot`);
+  `in_flight()` says which call holds the mutex and for how long, so a hung driver can be
+  reported rather than shown as an ordinary busy robot;
 - everything that renders (`observe`) runs on one dedicated thread, because an
   offscreen GL context belongs to the thread that made it current;
 - `move` is paced to the arm's control rate (`step_s`, 0.2 s for 5 Hz), so a
@@ -19,7 +22,8 @@ import concurrent.futures as cf
 import io
 import threading
 import time
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -33,6 +37,8 @@ class SharedRobot:
         self.step_s = float(step_s)
         self.mutex = threading.RLock()
         self._render = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
+        self._call: tuple[str, float] | None = None  # (what, time.monotonic() it began) under the mutex
+        self.stop_error = ""  # what the arm's own stop() raised last time, if it did
 
     # --------------------------------------------------------------- Robot protocol
     def connect(self) -> None:
@@ -45,12 +51,26 @@ class SharedRobot:
         self._render.shutdown(wait=False)
 
     def observe(self) -> Observation:
-        with self.mutex:
+        with self._calling("observe()"):
             return self._on_render(self.robot.observe)
+
+    @contextmanager
+    def _calling(self, what: str) -> Iterator[None]:
+        with self.mutex:
+            outer, self._call = self._call, (what, time.monotonic())
+            try:
+                yield
+            finally:
+                self._call = outer
+
+    def in_flight(self) -> tuple[str, float] | None:
+        """(the robot call holding the mutex, seconds it has run), or None when the robot is idle."""
+        call = self._call
+        return None if call is None else (call[0], time.monotonic() - call[1])
 
     def move(self, delta: np.ndarray, gripper: float | None = None) -> FilteredCommand:
         t0 = time.perf_counter()
-        with self.mutex:
+        with self._calling("move()"):
             cmd = self.robot.move(delta, gripper)
         rest = self.step_s - (time.perf_counter() - t0)
         # Pace to the control rate, but wake at once when the e-stop is pressed.
@@ -59,25 +79,26 @@ class SharedRobot:
         return cmd
 
     def home(self) -> None:
-        with self.mutex:
+        with self._calling("home()"):
             self.robot.home()
 
     def stop(self) -> None:
-        self.safety.estop("Stop pressed in the web demo")  # latch first, without waiting
-        threading.Thread(target=self._stop_arm, daemon=True).start()
-
-    def _stop_arm(self) -> None:
-        with self.mutex:
+        """Latch the e-stop and run the arm's own stop() now, on this thread, without the mutex."""
+        self.safety.estop("Stop pressed in the web demo")  # latch first: no further step starts
+        try:
             self.robot.stop()
+            self.stop_error = ""
+        except Exception as e:  # the latch holds either way; say what the arm's stop() did
+            self.stop_error = f"the arm's stop() failed: {type(e).__name__}: {e}"
 
     # --------------------------------------------------------------- extras of the sim
     def reset(self, seed: int | None = None, **kw) -> None:
-        with self.mutex:
+        with self._calling("reset()"):
             self._on_render(lambda: self.robot.reset(seed, **kw))
 
     def call(self, fn, *a, **kw):
         """Run `fn(robot, ...)` under the mutex (ground-truth checks, object positions)."""
-        with self.mutex:
+        with self._calling(getattr(fn, "__name__", "call") + "()"):
             return fn(self.robot, *a, **kw)
 
     def __getattr__(self, name: str) -> Any:  # read-only extras (object_positions, task, seed, ...)
