@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.config import AppConfig, ConfigError
+from app.config import MICRO_MODEL, AppConfig, ConfigError
 from app.robot_access import SharedRobot
 from app.runtime import Loaded, Runtime
 
@@ -66,7 +66,9 @@ def build_runtime(cfg: AppConfig, camera_fps: float = 12.0) -> Runtime:
             return vqa_mod.ask(image, question, backend=model_backend, adapter=adapter)
 
     model = cfg.model or ("simulator expert (no weights)" if cfg.policy == "scripted" else "")
-    if cfg.adapter:
+    if cfg.model == str(MICRO_MODEL / "base"):
+        model = "micro VLM2VLA (assets/micro: 4 M-parameter Gemma 3 + LoRA)"
+    elif cfg.adapter:
         model += f" + {cfg.adapter}"
     robot_name = "MuJoCo WidowX 250S (sim)" if cfg.robot == "sim" else "WidowX 250S"
     loaded = Loaded(robot=robot_name, policy=cfg.policy, model=model, validator=cfg.validator)

@@ -6,8 +6,11 @@ import argparse
 import ipaddress
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 AUTH_ENV = "VLM2VLA_AUTH"
+#: The embedded default model (python -m training.micro ... ship --to assets/micro): base + LoRA adapter.
+MICRO_MODEL = Path(__file__).resolve().parents[1] / "assets" / "micro"
 
 
 class ConfigError(ValueError):
@@ -38,13 +41,14 @@ class AppConfig:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m app",
-        description="VLM2VLA web demo. With no flags: simulated arm, scripted policy, sim validator at http://127.0.0.1:7860.",
+        description="VLM2VLA web demo. With no flags: simulated arm, the embedded micro VLM2VLA model, sim validator at http://127.0.0.1:7860.",
     )
     p.add_argument("--robot", choices=["sim", "widowx"], default="sim", help="the arm (default: sim)")
-    p.add_argument("--policy", choices=["scripted", "hf", "openai"], default="scripted",
-                   help="policy backend (default: scripted simulator expert, no weights)")
-    p.add_argument("--model", help="hf: base model hub id or folder; openai: served model name")
-    p.add_argument("--adapter", help="hf: LoRA adapter folder (VQA can switch it off)")
+    p.add_argument("--policy", choices=["scripted", "hf", "openai"], default="hf",
+                   help="policy backend (default: hf with the embedded micro model in assets/micro; "
+                        "scripted: the simulator expert, no weights)")
+    p.add_argument("--model", help="hf: base model hub id or folder (default: assets/micro/base); openai: served model name")
+    p.add_argument("--adapter", help="hf: LoRA adapter folder (default with the micro base: assets/micro/lora; VQA can switch it off)")
     p.add_argument("--server", help="openai: base URL of an OpenAI-compatible server, e.g. http://localhost:8000/v1")
     p.add_argument("--validator", choices=["sim", "self", "gemini", "manual", "none"], default=None,
                    help="who decides a subtask is done (default: sim with the sim robot, manual with widowx)")
@@ -93,8 +97,12 @@ def from_args(argv: list[str] | None = None, env: dict[str, str] | None = None) 
         )
     if a.policy == "openai" and not a.server:
         raise ConfigError("--policy openai needs --server URL (an OpenAI-compatible endpoint, e.g. vllm serve)")
-    if a.policy == "hf" and not a.model:
-        raise ConfigError("--policy hf needs --model (a Gemma 3 hub id or local folder, e.g. tiny/ from python -m training.tiny)")
+    model, adapter = a.model, a.adapter
+    if a.policy == "hf" and not model:
+        if not (MICRO_MODEL / "base" / "config.json").exists():
+            raise ConfigError(f"the embedded micro model is missing ({MICRO_MODEL / 'base'}): restore it with "
+                              "git checkout -- assets/micro, give --model, or use --policy scripted")
+        model, adapter = str(MICRO_MODEL / "base"), adapter or str(MICRO_MODEL / "lora")
     if a.robot == "widowx" and a.policy == "scripted":
         raise ConfigError("the scripted policy reads the simulator's ground truth; with --robot widowx use --policy hf or openai")
     validator = a.validator or ("sim" if a.robot == "sim" else "manual")
@@ -103,7 +111,7 @@ def from_args(argv: list[str] | None = None, env: dict[str, str] | None = None) 
     if not 1 <= a.port <= 65535:
         raise ConfigError(f"--port must be 1..65535, got {a.port}")
     return AppConfig(
-        robot=a.robot, policy=a.policy, model=a.model, adapter=a.adapter, server=a.server, validator=validator,
+        robot=a.robot, policy=a.policy, model=model, adapter=adapter, server=a.server, validator=validator,
         camera=a.camera, host=a.host, port=a.port, share=a.share, auth=auth, seed=a.seed,
         max_retries=a.max_retries, stream_cps=max(0.0, a.stream_cps), logs=a.logs, pace=max(0.0, a.pace),
     )

@@ -16,9 +16,14 @@ def free_port() -> int:
 
 @contextmanager
 def running_app(logs: Path, *flags: str) -> Iterator[tuple[object, str]]:
-    """`python -m app FLAGS` on 127.0.0.1:<free port>; yields (runtime, url) and shuts it down after."""
+    """`python -m app FLAGS` on 127.0.0.1:<free port>; yields (runtime, url) and shuts it down after.
+
+    Without a --policy flag the scripted expert drives (the tests check what the page does with an
+    episode whose text is known); the embedded model has its own tests (test_micro_shipped)."""
     from app.__main__ import launch
 
+    if "--policy" not in flags:
+        flags = ("--policy", "scripted", *flags)
     demo, rt, url = launch(["--port", str(free_port()), "--logs", str(logs), *flags], block=False, quiet=True)
     try:
         yield rt, url

@@ -16,7 +16,7 @@ from app.handlers import PANEL_OUTPUTS, Handlers, Panels
 
 @pytest.fixture(scope="module")
 def rt(tmp_path_factory):
-    cfg = from_args(["--stream-cps", "0", "--pace", "0", "--logs", str(tmp_path_factory.mktemp("logs"))], env={})
+    cfg = from_args(["--policy", "scripted", "--stream-cps", "0", "--pace", "0", "--logs", str(tmp_path_factory.mktemp("logs"))], env={})
     runtime = build_runtime(cfg, camera_fps=20).start_camera()
     yield runtime
     runtime.close()
@@ -168,7 +168,7 @@ def test_vqa_with_a_model_streams_from_the_same_weights(tiny_model_dir, tmp_path
 
 
 def test_manual_validator_waits_for_the_two_buttons(tmp_path):
-    cfg = from_args(["--validator", "manual", "--stream-cps", "0", "--pace", "0", "--logs", str(tmp_path)], env={})
+    cfg = from_args(["--policy", "scripted", "--validator", "manual", "--stream-cps", "0", "--pace", "0", "--logs", str(tmp_path)], env={})
     runtime = build_runtime(cfg, camera_fps=5)
     try:
         assert runtime.loaded.validator == "manual"

@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from app.config import ConfigError, from_args, is_loopback
+from app.config import MICRO_MODEL, ConfigError, from_args, is_loopback
 from app.format import commands_html, status_html, stream_html, subtasks_html, validator_html
 from app.lock import DriverLock
 from app.plot import trajectory_figure
@@ -165,7 +165,9 @@ def test_trajectory_figure_colours_by_subtask_and_draws_box_targets_objects():
 # --------------------------------------------------------------------------- flags
 def test_defaults_are_the_embedded_demo_on_loopback():
     c = from_args([], env={})
-    assert (c.robot, c.policy, c.validator, c.host, c.port) == ("sim", "scripted", "sim", "127.0.0.1", 7860)
+    assert (c.robot, c.policy, c.validator, c.host, c.port) == ("sim", "hf", "sim", "127.0.0.1", 7860)
+    assert (c.model, c.adapter) == (str(MICRO_MODEL / "base"), str(MICRO_MODEL / "lora"))  # the shipped micro model
+    assert from_args(["--policy", "hf", "--model", "tiny/"], env={}).adapter is None  # another base: no micro adapter
 
 
 @pytest.mark.parametrize("argv", [["--host", "0.0.0.0"], ["--share"], ["--host", "192.168.1.5"]])
@@ -181,8 +183,7 @@ def test_flag_errors_are_one_line_and_name_the_fix():
     for argv, match in [
         (["--auth", "nocolon"], "USER:PASS"),
         (["--policy", "openai"], "--server"),
-        (["--policy", "hf"], "--model"),
-        (["--robot", "widowx"], "scripted policy"),
+        (["--robot", "widowx", "--policy", "scripted"], "scripted policy"),
     ]:
         with pytest.raises(ConfigError, match=match) as e:
             from_args(argv, env={})

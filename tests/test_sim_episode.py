@@ -28,7 +28,7 @@ def _spoken(records: list[dict]) -> list[tuple[str, ...]]:
 # opening (as the demo's once was) writes another block than one told the command (as the CLI's).
 def test_app_and_cli_write_identical_text_for_the_same_seed_and_task(tmp_path, capsys):
     instruction, seed = "put the eggplant on the plate", 2
-    cfg = from_args(["--seed", str(seed), "--stream-cps", "0", "--pace", "0", "--logs", str(tmp_path / "app")], env={})
+    cfg = from_args(["--policy", "scripted", "--seed", str(seed), "--stream-cps", "0", "--pace", "0", "--logs", str(tmp_path / "app")], env={})
     rt = build_runtime(cfg, camera_fps=5).start_camera()
     try:
         rt.start(instruction, "a")

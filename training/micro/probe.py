@@ -42,7 +42,7 @@ class ActionProbe:
 
 
 def probe_actions(backend: Any, records: Sequence[dict], root: str | Path, adapter: bool = True,
-                  max_steps: int = 12, max_new_tokens: int = 160) -> ActionProbe:
+                  max_steps: int = 8, max_new_tokens: int = 400) -> ActionProbe:
     """Ask `backend` (policy.backends.hf.HFBackend) for each record's block; compare with the record."""
     from PIL import Image
 
