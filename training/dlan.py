@@ -421,8 +421,16 @@ _MAG_BINS_CM = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, math.inf]
 
 
 def dlan_stats(out_dir: str | os.PathLike) -> dict[str, Any]:
-    """Statistics of a D_lan folder, streamed (memory does not grow with the number of records)."""
+    """Statistics of a D_lan folder, streamed (memory does not grow with the number of records):
+    of its records (data.jsonl) and of how they were made (progress.jsonl)."""
     d = Path(out_dir)
+    records = _record_stats(d)
+    last = {k: records.pop(k) for k in ("unfaithful_records", "example")}  # these two last, as the card and summary read
+    return {**records, **_progress_stats(d), **last}
+
+
+def _record_stats(d: Path) -> dict[str, Any]:
+    """Episodes, records, subtask phrases, commands and their sizes, faithfulness, an example record."""
     steps_per_ep: Counter = Counter()
     vocab: Counter = Counter()
     mags = [0] * (len(_MAG_BINS_CM) - 1)
@@ -444,6 +452,22 @@ def dlan_stats(out_dir: str | os.PathLike) -> dict[str, Any]:
                 n_commands += 1
                 v = max(abs(x) for x in c.delta) * 100
                 mags[next(i for i in range(len(mags)) if v < _MAG_BINS_CM[i + 1])] += 1
+    return {
+        "episodes": sum(steps_per_ep.values()),
+        "records": n_records,
+        "steps_per_episode": dict(sorted(steps_per_ep.items())),
+        "subtask_vocabulary": len(vocab),
+        "top_subtasks": vocab.most_common(30),
+        "action_commands": n_commands,
+        "gripper_commands": n_gripper,
+        "action_magnitude_cm": {f"{lo:g}-{hi:g}" if hi != math.inf else f">={lo:g}": n for lo, hi, n in zip(_MAG_BINS_CM, _MAG_BINS_CM[1:], mags)},
+        "unfaithful_records": unfaithful,
+        "example": example,
+    }
+
+
+def _progress_stats(d: Path) -> dict[str, Any]:
+    """Episodes and records per labeler, fallbacks to rules, generic phrasing, labeler calls, skipped episodes."""
     labelers: Counter = Counter()
     records_by_labeler: Counter = Counter()
     skipped, fallbacks, generic = [], [], 0
@@ -462,30 +486,26 @@ def dlan_stats(out_dir: str | os.PathLike) -> dict[str, Any]:
             for k, v in (e.get("stats") or {}).items():
                 calls[k] += v
     return {
-        "episodes": sum(steps_per_ep.values()),
-        "records": n_records,
-        "steps_per_episode": dict(sorted(steps_per_ep.items())),
-        "subtask_vocabulary": len(vocab),
-        "top_subtasks": vocab.most_common(30),
-        "action_commands": n_commands,
-        "gripper_commands": n_gripper,
-        "action_magnitude_cm": {f"{lo:g}-{hi:g}" if hi != math.inf else f">={lo:g}": n for lo, hi, n in zip(_MAG_BINS_CM, _MAG_BINS_CM[1:], mags)},
         "episodes_by_labeler": dict(labelers),
         "records_by_labeler": dict(records_by_labeler),
         "fallbacks": fallbacks,
         "generic_phrasing": generic,
         "labeler_calls": dict(calls),
         "skipped": skipped,
-        "unfaithful_records": unfaithful,
-        "example": example,
     }
 
 
 def write_card(out_dir: str | os.PathLike, stats: dict[str, Any], config: dict[str, Any]) -> Path:
     """README.md: what is in the folder, how it was made, its statistics, and what was skipped."""
-    d = Path(out_dir)
-    s = stats
-    lines = [
+    lines = _card_intro(config) + _card_statistics(stats) + _card_provenance(stats)
+    path = Path(out_dir) / "README.md"
+    _atomic_write(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _card_intro(config: dict[str, Any]) -> list[str]:
+    """The card's front matter (the datasets config) and how the folder was made and is loaded."""
+    return [
         "---",
         "configs:",
         "- config_name: default",
@@ -503,6 +523,12 @@ def write_card(out_dir: str | os.PathLike, stats: dict[str, Any], config: dict[s
         'ds = load_dataset("json", data_files="data.jsonl", split="train")',
         "```",
         "",
+    ]
+
+
+def _card_statistics(s: dict[str, Any]) -> list[str]:
+    """The statistics table, steps and labelers, the action magnitude histogram, the common subtasks."""
+    return [
         "## Statistics",
         "",
         "| | |",
@@ -532,6 +558,11 @@ def write_card(out_dir: str | os.PathLike, stats: dict[str, Any], config: dict[s
         *[f"- {n} × {t}" for t, n in s["top_subtasks"]],
         "",
     ]
+
+
+def _card_provenance(s: dict[str, Any]) -> list[str]:
+    """Labeler calls and fallbacks, the skipped episodes with their reasons, an example record."""
+    lines: list[str] = []
     if s["labeler_calls"]:
         lines += ["### Labeler calls", "", *[f"- {k}: {v:g}" for k, v in s["labeler_calls"].items()], ""]
     if s["fallbacks"]:
@@ -542,6 +573,4 @@ def write_card(out_dir: str | os.PathLike, stats: dict[str, Any], config: dict[s
         lines.append(f"- ... and {len(s['skipped']) - 1000} more (see progress.jsonl)")
     if s["example"]:
         lines += ["", "## Example record", "", "```json", json.dumps(s["example"], indent=1, ensure_ascii=False), "```"]
-    path = d / "README.md"
-    _atomic_write(path, "\n".join(lines) + "\n")
-    return path
+    return lines

@@ -156,47 +156,15 @@ def select_reserved_tokens(model: Any, processor: Any, reference_texts: Sequence
     """
     import torch
 
-    from policy.language import ReservedTokensCodec
-
     tok = getattr(processor, "tokenizer", processor)
-    device = next(model.parameters()).device
-    total = None
-    count = 0
-    model.eval()
-    with torch.no_grad():
-        for text in reference_texts:
-            text = text.replace(getattr(tok, "boi_token", "<start_of_image>") or "<start_of_image>", "")
-            ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"][:, :1024].to(device)
-            logits = model(input_ids=ids).logits[0].float()
-            lp = torch.log_softmax(logits, dim=-1).sum(0)
-            total = lp if total is None else total + lp
-            count += logits.shape[0]
-    if total is None:
-        raise FinetuneError("no reference text to rank tokens by; the dataset is empty")
-    mean_lp = (total / count).cpu()
+    mean_lp, count = _mean_logprobs(model, tok, reference_texts)
     vocab_n = min(len(tok), mean_lp.shape[0])
     special = set(tok.all_special_ids) | {i for i in getattr(tok, "added_tokens_decoder", {}) or {}}
-    order = torch.argsort(mean_lp[:vocab_n]).tolist()
     chosen: list[str] = []
     ids_chosen: list[int] = []
-    for i in order:
-        if i in special:
-            continue
-        piece = tok.convert_ids_to_tokens(i)
-        if not isinstance(piece, str) or not piece or piece.startswith("<") and piece.endswith(">"):
-            continue
-        if any(c in piece for c in "▁Ġ[],.") or any(c.isdigit() or c.isspace() or not c.isprintable() for c in piece):
-            continue
-        text = tok.decode([i])
-        if text != piece or text.lower() in _STAGE_PREFIXES or any(text in t for t in reference_texts):
-            continue  # must not occur inside a stage prefix nor anywhere in the reference text
-        try:
-            ReservedTokensCodec([text] + [f"\x00{j}" for j in range(9)])  # the codec's own rules: characters, grammar words
-        except ValueError as e:
-            if repr(text) in str(e):
-                continue
-        trial = chosen + [text]
-        if not _spells_cleanly(tok, trial):
+    for i in torch.argsort(mean_lp[:vocab_n]).tolist():  # least likely first
+        text = None if i in special else _reservable_piece(tok, i, reference_texts)
+        if text is None or not _spells_cleanly(tok, chosen + [text]):
             continue
         chosen.append(text)
         ids_chosen.append(i)
@@ -211,6 +179,49 @@ def select_reserved_tokens(model: Any, processor: Any, reference_texts: Sequence
         "mean_logprob": [float(mean_lp[i]) for i in ids_chosen],
     }
     return chosen, info
+
+
+def _mean_logprobs(model: Any, tok: Any, reference_texts: Sequence[str]) -> tuple[Any, int]:
+    """Each vocabulary token's log-probability under `model`, averaged over every position of the
+    reference texts (images left out, 1024 tokens each at most); and the number of positions."""
+    import torch
+
+    device = next(model.parameters()).device
+    total = None
+    count = 0
+    model.eval()
+    with torch.no_grad():
+        for text in reference_texts:
+            text = text.replace(getattr(tok, "boi_token", "<start_of_image>") or "<start_of_image>", "")
+            ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"][:, :1024].to(device)
+            logits = model(input_ids=ids).logits[0].float()
+            lp = torch.log_softmax(logits, dim=-1).sum(0)
+            total = lp if total is None else total + lp
+            count += logits.shape[0]
+    if total is None:
+        raise FinetuneError("no reference text to rank tokens by; the dataset is empty")
+    return (total / count).cpu(), count
+
+
+def _reservable_piece(tok: Any, i: int, reference_texts: Sequence[str]) -> str | None:
+    """Token `i`'s text when it may spell a digit (select_reserved_tokens' exclusions, but the
+    spelling check), else None."""
+    from policy.language import ReservedTokensCodec
+
+    piece = tok.convert_ids_to_tokens(i)
+    if not isinstance(piece, str) or not piece or piece.startswith("<") and piece.endswith(">"):
+        return None
+    if any(c in piece for c in "▁Ġ[],.") or any(c.isdigit() or c.isspace() or not c.isprintable() for c in piece):
+        return None
+    text = tok.decode([i])
+    if text != piece or text.lower() in _STAGE_PREFIXES or any(text in t for t in reference_texts):
+        return None  # must not occur inside a stage prefix nor anywhere in the reference text
+    try:
+        ReservedTokensCodec([text] + [f"\x00{j}" for j in range(9)])  # the codec's own rules: characters, grammar words
+    except ValueError as e:
+        if repr(text) in str(e):
+            return None
+    return text
 
 
 _STAGE_PREFIXES = (PLAN_PREFIX + ACTIONS_PREFIX).lower()  # "plan: actions: " (the grammar's words are the codec's check)
@@ -356,67 +367,18 @@ class PreparedRun:
 
 def prepare(cfg: FinetuneConfig) -> PreparedRun:
     """Validate inputs, load the base model, choose the codec, build the datasets and the SFTTrainer."""
-    import torch
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
-
-    from policy.language import get_codec
-    from policy.model import ModelLoadError, load_model, save_codec
 
     t0 = time.time()
     _check_launch()
-    if cfg.action_codec not in ("verbalized", "reserved_tokens"):
-        raise FinetuneError(f"unknown --action-codec {cfg.action_codec!r}; choose verbalized or reserved_tokens")
-    stages = tuple(s.strip() for s in cfg.stages.split(",") if s.strip())
-    if not stages or set(stages) - set(STAGES):
-        raise FinetuneError(f"--stages {cfg.stages!r}: use a comma-separated subset of {','.join(STAGES)}")
+    stages, last = _check_config(cfg)
     out = Path(cfg.out)
-    ckpt_dir = out / CHECKPOINTS
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
-    if cfg.resume and last is None:
-        raise FinetuneError(f"--resume: no checkpoint in {ckpt_dir}; run without --resume to start")
-    if not cfg.resume and ((out / "adapter_config.json").exists() or (out / "model.safetensors").exists()):
-        raise FinetuneError(f"{out} already holds an adapter; choose another --out or pass --resume")
-
-    from training.dlan import DlanError, read_records
-
-    try:
-        records = read_records(cfg.data)
-    except DlanError as e:
-        raise FinetuneError(str(e)) from None
-    train_records, eval_records = split_by_episode(records, cfg.eval_fraction)
-    on_gpu = torch.cuda.is_available()
-    device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if on_gpu else "cpu"  # one GPU per process under accelerate
-    try:
-        lm = load_model(cfg.base, device=device, dtype=torch.bfloat16 if on_gpu else torch.float32)
-    except ModelLoadError as e:
-        raise FinetuneError(str(e)) from None
-    model, processor = lm.model, lm.processor
-    model.config.use_cache = False
-
+    train_records, eval_records = _read_split(cfg)
+    model, processor, on_gpu = _load_base(cfg)
     # The SFT config sets up the process group (under torchrun / accelerate launch), so it comes first.
     args = _sft_config(cfg, on_gpu, bool(eval_records))
     out.mkdir(parents=True, exist_ok=True)
-    codec_info: dict = {}
-    if cfg.action_codec == "reserved_tokens":
-        saved = out / "action_codec.json"
-        # The main process chooses (and saves) the digit tokens first; the others read its choice, so all
-        # ranks train one codec even where bf16 GPU kernels could rank near-tied tokens differently.
-        with args.main_process_first(desc="choosing reserved tokens"):
-            if saved.exists() and (cfg.resume or not is_main_process()):
-                codec_info = json.loads(saved.read_text())
-                codec = get_codec("reserved_tokens", codec_info.pop("digit_tokens"))
-                codec_info.pop("name", None)
-            else:
-                ref = _reference_texts(build_samples(train_records, cfg.data, None, stages), processor, cfg.reference_samples)
-                digits, codec_info = select_reserved_tokens(model, processor, ref)
-                codec = get_codec("reserved_tokens", digits)
-                if is_main_process():
-                    save_codec(codec, out, **codec_info)
-    else:
-        codec = get_codec("verbalized")
-        if is_main_process():
-            save_codec(codec, out)
+    codec, codec_info = _choose_codec(cfg, args, model, processor, train_records, stages)
 
     train_samples = build_samples(train_records, cfg.data, codec, stages)
     eval_samples = build_samples(eval_records, cfg.data, codec, stages) if eval_records else []
@@ -432,6 +394,84 @@ def prepare(cfg: FinetuneConfig) -> PreparedRun:
     )
     return PreparedRun(cfg, trainer, codec, codec_info, train_records, eval_records, train_samples, eval_samples,
                        last if cfg.resume else None, t0)
+
+
+def _check_config(cfg: FinetuneConfig) -> tuple[tuple[str, ...], str | None]:
+    """The flags that can be refused before anything loads: codec, stages, --out and --resume.
+    Returns the stages and the last checkpoint in --out (None when there is none)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if cfg.action_codec not in ("verbalized", "reserved_tokens"):
+        raise FinetuneError(f"unknown --action-codec {cfg.action_codec!r}; choose verbalized or reserved_tokens")
+    stages = tuple(s.strip() for s in cfg.stages.split(",") if s.strip())
+    if not stages or set(stages) - set(STAGES):
+        raise FinetuneError(f"--stages {cfg.stages!r}: use a comma-separated subset of {','.join(STAGES)}")
+    out = Path(cfg.out)
+    ckpt_dir = out / CHECKPOINTS
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    if cfg.resume and last is None:
+        raise FinetuneError(f"--resume: no checkpoint in {ckpt_dir}; run without --resume to start")
+    if not cfg.resume and ((out / "adapter_config.json").exists() or (out / "model.safetensors").exists()):
+        raise FinetuneError(f"{out} already holds an adapter; choose another --out or pass --resume")
+    return stages, last
+
+
+def _read_split(cfg: FinetuneConfig) -> tuple[list[dict], list[dict]]:
+    """The D_lan records of --data, split by whole episode into train and held-out."""
+    from training.dlan import DlanError, read_records
+
+    try:
+        records = read_records(cfg.data)
+    except DlanError as e:
+        raise FinetuneError(str(e)) from None
+    return split_by_episode(records, cfg.eval_fraction)
+
+
+def _load_base(cfg: FinetuneConfig) -> tuple[Any, Any, bool]:
+    """The base model (bfloat16 on this process's GPU, float32 on CPU) and its processor; and whether on a GPU."""
+    import torch
+
+    from policy.model import ModelLoadError, load_model
+
+    on_gpu = torch.cuda.is_available()
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if on_gpu else "cpu"  # one GPU per process under accelerate
+    try:
+        lm = load_model(cfg.base, device=device, dtype=torch.bfloat16 if on_gpu else torch.float32)
+    except ModelLoadError as e:
+        raise FinetuneError(str(e)) from None
+    lm.model.config.use_cache = False
+    return lm.model, lm.processor, on_gpu
+
+
+def _choose_codec(
+    cfg: FinetuneConfig, args: Any, model: Any, processor: Any, train_records: list[dict], stages: tuple[str, ...]
+) -> tuple[Any, dict]:
+    """The action codec to train, saved into --out (action_codec.json), and what the card says of it.
+    reserved_tokens: the base model's rarest tokens (select_reserved_tokens), or the saved choice on --resume."""
+    from policy.language import get_codec
+    from policy.model import save_codec
+
+    out = Path(cfg.out)
+    if cfg.action_codec != "reserved_tokens":
+        codec = get_codec("verbalized")
+        if is_main_process():
+            save_codec(codec, out)
+        return codec, {}
+    saved = out / "action_codec.json"
+    # The main process chooses (and saves) the digit tokens first; the others read its choice, so all
+    # ranks train one codec even where bf16 GPU kernels could rank near-tied tokens differently.
+    with args.main_process_first(desc="choosing reserved tokens"):
+        if saved.exists() and (cfg.resume or not is_main_process()):
+            codec_info = json.loads(saved.read_text())
+            codec = get_codec("reserved_tokens", codec_info.pop("digit_tokens"))
+            codec_info.pop("name", None)
+        else:
+            ref = _reference_texts(build_samples(train_records, cfg.data, None, stages), processor, cfg.reference_samples)
+            digits, codec_info = select_reserved_tokens(model, processor, ref)
+            codec = get_codec("reserved_tokens", digits)
+            if is_main_process():
+                save_codec(codec, out, **codec_info)
+    return codec, codec_info
 
 
 def finetune(cfg: FinetuneConfig | PreparedRun) -> dict:
@@ -487,6 +527,7 @@ def finetune(cfg: FinetuneConfig | PreparedRun) -> dict:
 
 
 def _card(s: dict) -> str:
+    """The output folder's README.md: what was trained (front matter), on what, how, and the losses."""
     c = s["config"]
     losses = s["losses"]
     first, last = (losses[0]["loss"], losses[-1]["loss"]) if losses else (float("nan"), float("nan"))
@@ -495,6 +536,37 @@ def _card(s: dict) -> str:
         shown.append(losses[-1])
     rows = "\n".join(f"| {h['step']} | {h['loss']:.4f} |" for h in shown)
     ev = f"{s['eval_loss']:.4f}" if s["eval_loss"] is not None else "n/a (no held-out episodes)"
+    front, method = _card_front(s)
+    return front + f"""
+
+## Data
+- episodes: {s['episodes']['train']} train, {s['episodes']['eval']} held out (split by episode)
+- samples: {s['samples']['train']} train, {s['samples']['eval']} eval (stages: {c['stages']})
+- action codec: `{s['action_codec']}`{'' if not s['digit_tokens'] else ' — digits spelled ' + ', '.join(f'{i}={t!r}' for i, t in enumerate(s['digit_tokens']))}
+
+## Hyperparameters
+{method}
+- lr {c['learning_rate']} ({c['lr_scheduler']}, warm-up {c['warmup_steps']} steps), effective batch {c['batch_size']}
+  ({c['per_device_batch_size']} per device x {s['gradient_accumulation_steps']} accumulation x {s['world_size']} devices)
+- max length {c['max_length']}, epochs {c['epochs']}, max steps {c['max_steps']}, seed {c['seed']}
+- device {s['device']}, bf16 {s['bf16']}, gradient checkpointing {s['gradient_checkpointing']}
+- trainable parameters {s['trainable_parameters']:,} of {s['total_parameters']:,}
+- loss on assistant tokens only
+
+## Results
+- steps: {s['global_step']}; training loss first {first:.4f}, last {last:.4f}, mean {s['train_loss']:.4f}
+- eval loss: {ev}
+- wall time: {s['seconds']} s
+
+| step | loss |
+|---|---|
+{rows}
+"""
+
+
+def _card_front(s: dict) -> tuple[str, str]:
+    """The card's front matter and title for an adapter or a fully finetuned model; and its method line."""
+    c = s["config"]
     if c.get("full_finetune"):  # every weight trained: a whole model, not an adapter
         front = f"""---
 library_name: transformers
@@ -521,31 +593,7 @@ robot dataset `{s['data']}`. Load it with `policy.model.load_model(base, adapter
 or serve it with `vllm serve {s['base']} --enable-lora --lora-modules vlm2vla=<this folder>`.
 """
         method = f"- LoRA r={c['lora_r']}, alpha={c['lora_alpha']}, dropout={c['lora_dropout']}, targets: {c['lora_targets']}"
-    return front + f"""
-
-## Data
-- episodes: {s['episodes']['train']} train, {s['episodes']['eval']} held out (split by episode)
-- samples: {s['samples']['train']} train, {s['samples']['eval']} eval (stages: {c['stages']})
-- action codec: `{s['action_codec']}`{'' if not s['digit_tokens'] else ' — digits spelled ' + ', '.join(f'{i}={t!r}' for i, t in enumerate(s['digit_tokens']))}
-
-## Hyperparameters
-{method}
-- lr {c['learning_rate']} ({c['lr_scheduler']}, warm-up {c['warmup_steps']} steps), effective batch {c['batch_size']}
-  ({c['per_device_batch_size']} per device x {s['gradient_accumulation_steps']} accumulation x {s['world_size']} devices)
-- max length {c['max_length']}, epochs {c['epochs']}, max steps {c['max_steps']}, seed {c['seed']}
-- device {s['device']}, bf16 {s['bf16']}, gradient checkpointing {s['gradient_checkpointing']}
-- trainable parameters {s['trainable_parameters']:,} of {s['total_parameters']:,}
-- loss on assistant tokens only
-
-## Results
-- steps: {s['global_step']}; training loss first {first:.4f}, last {last:.4f}, mean {s['train_loss']:.4f}
-- eval loss: {ev}
-- wall time: {s['seconds']} s
-
-| step | loss |
-|---|---|
-{rows}
-"""
+    return front, method
 
 
 def parse_args(argv: list[str] | None = None) -> FinetuneConfig:
