@@ -32,7 +32,11 @@ def launch(argv: list[str] | None = None, block: bool = True, quiet: bool = Fals
 
     import gradio as gr
 
+    from app.limits import CACHE_CLEANUP, MAX_UPLOAD, add_login_throttle, limit_image_decoding
+
+    limit_image_decoding()  # uploads over the limit are refused from their header, before decoding
     demo = build(rt)
+    demo.delete_cache = CACHE_CLEANUP  # uploads and download copies older than an hour are deleted
     demo.queue(default_concurrency_limit=None)
     # Everything loaded so far (torch, transformers, gradio, the model) lives as long as the
     # server: keep it out of the garbage collector's full passes, which otherwise take
@@ -43,9 +47,11 @@ def launch(argv: list[str] | None = None, block: bool = True, quiet: bool = Fals
     theme = gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
     _, url, share_url = demo.launch(
         server_name=cfg.host, server_port=cfg.port, share=cfg.share, auth=cfg.auth, prevent_thread_lock=True,
-        quiet=True, show_error=True, allowed_paths=[str(rt.history.folder.resolve())], theme=theme, css=CSS, ssr_mode=False, footer_links=["api"],
+        quiet=True, show_error=True, allowed_paths=[str(rt.history.folder.resolve())], max_file_size=MAX_UPLOAD, theme=theme, css=CSS, ssr_mode=False, footer_links=["api"],
     )
     add_camera_route(demo, rt)
+    if cfg.auth:
+        add_login_throttle(demo)  # per-client back-off on failed logins
     local = f"http://{'127.0.0.1' if cfg.host in ('0.0.0.0', '::') else cfg.host}:{cfg.port}"
     if not quiet:
         print(f"VLM2VLA demo running at {local}" + (f"  (share: {share_url})" if share_url else ""), flush=True)

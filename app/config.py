@@ -110,6 +110,12 @@ def from_args(argv: list[str] | None = None, env: dict[str, str] | None = None) 
         raise ConfigError("--validator sim reads the simulator's ground truth; with --robot widowx use self, gemini, manual or none")
     if not 1 <= a.port <= 65535:
         raise ConfigError(f"--port must be 1..65535, got {a.port}")
+    from app.limits import LimitError, check_log_folder
+
+    try:  # the log folder is served to the page: only one the demo owns
+        check_log_folder(a.logs)
+    except LimitError as e:
+        raise ConfigError(str(e)) from None
     return AppConfig(
         robot=a.robot, policy=a.policy, model=model, adapter=adapter, server=a.server, validator=validator,
         camera=a.camera, host=a.host, port=a.port, share=a.share, auth=auth, seed=a.seed,
