@@ -24,6 +24,11 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+# At module level, not in add_login_throttle: with postponed annotations FastAPI resolves the
+# login route's parameter types in this module's globals (a local import left them unresolved).
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import OAuth2PasswordRequestForm
+
 MAX_INSTRUCTION_CHARS = 300
 MAX_QUESTION_CHARS = 2000
 MAX_IMAGE_PIXELS = 25_000_000  # 25 MP: a phone photo passes; 12000 x 12000 (144 MP, 432 MB decoded) does not
@@ -165,9 +170,6 @@ def add_login_throttle(demo: Any, throttle: LoginThrottle | None = None) -> Logi
 
     Our route answers first: a client inside its wait gets 429 with the seconds left; otherwise
     Gradio's own login handler checks the password, and its answer counts as a failure or a success."""
-    from fastapi import Depends, HTTPException, Request
-    from fastapi.security import OAuth2PasswordRequestForm
-
     throttle = throttle or LoginThrottle()
     app = demo.app
     gradio_login = next(r.endpoint for r in app.router.routes

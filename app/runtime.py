@@ -20,6 +20,7 @@ from app.config import AppConfig
 from app.lock import BUSY_MESSAGE, DriverLock
 from app.robot_access import CameraFeed, SharedRobot
 from app.session import EpisodeView, History
+from policy import events as ev
 from policy.loop import ClosedLoop, LoopConfig
 
 
@@ -150,18 +151,28 @@ class Runtime:
             return self.view
 
     def _episode(self, loop: ClosedLoop, view: EpisodeView, instruction: str, session: str) -> None:
+        # The view shows the episode finished only once it is wrapped up: its history row (the log zipped)
+        # added and the driver lock free. Whoever sees it finished (the driver's stream, a watcher, an API
+        # client reading /history next) then sees the row and a robot free for the next Run or Reset.
+        done: ev.EpisodeDone | None = None
         try:
             for event in loop.run(instruction, seed=self.seed):
+                if isinstance(event, ev.EpisodeDone):
+                    done = event  # applied last, below
+                    continue
                 view.apply(event)
                 self._notify()
         except Exception as e:  # the loop ends cleanly on its own errors; this is the last resort
-            view.fail(f"error: {type(e).__name__}: {e}")
+            done = done or view.failure(f"error: {type(e).__name__}: {e}")
         finally:
-            view.fail("the episode ended without a result")  # no-op when EpisodeDone arrived
+            done = done or view.failure("the episode ended without a result")
             try:
-                self.history.add(view)
+                final = view.snapshot()  # the view as it reads once finished, for the history row
+                final.apply(done)
+                self.history.add(final)
             finally:
                 self.lock.release(session)
+                view.apply(done)
                 self._notify()
 
     def stop(self, session: str) -> str:

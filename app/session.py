@@ -172,11 +172,15 @@ class EpisodeView:
             self.subtasks.append(SubtaskView(name or f"subtask {len(self.subtasks) + 1}"))
         return self.subtasks[index]
 
+    def failure(self, reason: str) -> ev.EpisodeDone:
+        """The EpisodeDone that closes this view honestly when the loop ended without one (an exception)."""
+        return ev.EpisodeDone(t=time.time() - self.started_at, success=False, reason=reason, retries=self.retries)
+
     def fail(self, reason: str) -> None:
         """The loop died without an EpisodeDone (an exception): close the view honestly."""
         with self._mutex:
             if not self.finished:
-                self.apply(ev.EpisodeDone(t=time.time() - self.started_at, success=False, reason=reason, retries=self.retries))
+                self.apply(self.failure(reason))
 
     # ------------------------------------------------------------------ reading
     def snapshot(self) -> "EpisodeView":

@@ -1,5 +1,7 @@
 """Every documented endpoint of the demo, driven with gradio_client against a launched server."""
 
+import json
+import zipfile
 
 import pytest
 
@@ -47,7 +49,13 @@ def test_run_reset_camera_panels_history(client, server):
     assert len(panels) >= 6
     table, files = client.predict(api_name="/history")
     assert table["data"][0][1] == "recoge la zanahoria"
-    assert files and files[0].endswith(".json")
+    assert files and files[0].endswith(".zip")  # the episode's log folder, zipped
+    with zipfile.ZipFile(files[0]) as z:
+        names = z.namelist()
+        assert "episode.jsonl" in names and any(n.startswith("images/") and n.endswith(".png") for n in names)
+        log = [json.loads(line) for line in z.read("episode.jsonl").decode().splitlines()]
+    assert log[0]["type"] == "EpisodeStarted" and log[0]["instruction"] == "recoge la zanahoria"
+    assert log[-1]["type"] == "EpisodeDone"
     assert client.predict(api_name="/camera_image").endswith((".webp", ".png", ".jpeg", ".jpg"))
 
 

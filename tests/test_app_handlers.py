@@ -69,6 +69,26 @@ def test_the_page_handlers_run_stop_and_list_history_without_a_browser(rt):
     rt.reset("ann", seed=1)
 
 
+def test_an_episode_reads_finished_only_once_its_history_row_and_the_lock_are_done(rt, monkeypatch):
+    """Whoever sees the episode end (the driver's stream, a watcher, /history next) sees its row and a free robot,
+    however long the log takes to zip."""
+    add = rt.history.add
+
+    def slow_add(view):
+        time.sleep(0.5)  # a long episode's frames take a while to zip
+        return add(view)
+
+    monkeypatch.setattr(rt.history, "add", slow_add)
+    rt.reset("a", seed=1)
+    rows = len(rt.history.rows)
+    view = rt.start("pick up the carrot", "a")
+    assert wait_until(lambda: view.finished, 60)
+    assert rt.lock.holder is None and len(rt.history.rows) == rows + 1
+    assert rt.history.rows[0].success == view.success and rt.history.rows[0].log_zip.is_file()
+    _finish(rt)
+    rt.reset("b", seed=1)  # the robot is free for someone else
+
+
 def test_stop_mid_episode_stops_the_arm_and_frees_the_lock(rt):
     rt.reset("a", seed=2)
     rt.robot.step_s = 0.1  # paced, so there is a middle to stop in
