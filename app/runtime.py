@@ -34,9 +34,8 @@ class Busy(UserError):
 
 
 @dataclass
-class SetupNames:
-    """The names of what this demo runs: the robot, the policy, its model and the validator (the page's
-    header and the start-up line show them; a `manual` validator adds the verdict buttons)."""
+class Loaded:
+    """What the header shows."""
 
     robot: str
     policy: str
@@ -59,7 +58,7 @@ class Runtime:
         config: AppConfig,
         robot: Any,
         make_policy: Callable[[str], tuple[Any, Any]],
-        names: SetupNames,
+        loaded: Loaded,
         vqa: Callable[..., Iterator[str]] | None = None,
         camera_fps: float = 12.0,
     ) -> None:
@@ -68,7 +67,7 @@ class Runtime:
         self.config = config
         self.robot = robot if isinstance(robot, SharedRobot) else SharedRobot(robot)
         self.make_policy = make_policy
-        self.names = names
+        self.loaded = loaded
         self.vqa_fn = vqa
         self.lock = DriverLock()
         self.history = History(Path(config.logs))
