@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -101,23 +102,52 @@ def test_two_processes_match_one_write_once_and_resume(tiny_model_dir, dlan, tmp
         assert torch.allclose(a[k], b[k], atol=TOLERANCE), k
 
 
+# Both ranks, started by hand, must end within this (under pytest.ini's 600 s per test, so that this test's own
+# message, with the ranks' output, is what a slow run reports). Measured: ~1 min on a quiet machine; ~7.5 min at
+# load 14 on 2 cores (~5 min importing torch/transformers/trl, ~1.5 min of garbage collection at interpreter exit).
+RANKS_TIMEOUT_S = 540
+
+
+def _wait_all(procs: list[subprocess.Popen], timeout: float) -> list[int] | None:
+    """Every process's exit code, or None when they did not all end in `timeout` seconds. Either way none is
+    left running: one that outlives the test would hold its peer and the CPU for the tests after it."""
+    deadline = time.monotonic() + timeout
+    try:
+        return [p.wait(timeout=max(0.0, deadline - time.monotonic())) for p in procs]
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def test_no_rank_exits_0_when_the_main_process_fails_to_write(tiny_model_dir, dlan, tmp_path):
     """Ranks started by hand (what torchrun does) so each exit code is seen: rank 0 cannot write the
     summary (a folder is in its way), and rank 1, which trained fine, must not report success."""
     out = tmp_path / "run"
     (out / "training_config.json").mkdir(parents=True)
     port = str(_free_port())
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "training.finetune", *_flags(tiny_model_dir, dlan, out, max_steps=1)],
-                         env={**_env(), "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
-                              "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port},
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for r in (0, 1)
-    ]
-    results = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [1, 1], results
-    assert "training_config.json" in results[0][1] and "another training process failed" in results[1][1]
-    assert "adapter written" not in results[0][0] + results[1][0]
+    procs, logs = [], []
+    for r in (0, 1):
+        # Output to files, not pipes: a rank must never block on a pipe nobody reads while the other waits for it.
+        log = (tmp_path / f"rank{r}.stdout", tmp_path / f"rank{r}.stderr")
+        with open(log[0], "w") as o, open(log[1], "w") as e:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "training.finetune", *_flags(tiny_model_dir, dlan, out, max_steps=1)],
+                env={**_env(), "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+                     "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port},
+                stdout=o, stderr=e, text=True))
+        logs.append(log)
+    codes = _wait_all(procs, RANKS_TIMEOUT_S)
+    results = [(o.read_text(), e.read_text()) for o, e in logs]
+    tails = "\n".join(f"--- rank {r} stdout:\n{so[-2000:]}\n--- rank {r} stderr:\n{se[-4000:]}"
+                      for r, (so, se) in enumerate(results))
+    assert codes is not None, f"the ranks did not end within {RANKS_TIMEOUT_S} s (killed)\n{tails}"
+    assert codes == [1, 1], tails
+    assert "training_config.json" in results[0][1] and "another training process failed" in results[1][1], tails
+    assert "adapter written" not in results[0][0] + results[1][0], tails
 
 
 def test_accelerate_cpu_flag_with_many_processes_is_refused(monkeypatch, tmp_path, capsys):
