@@ -55,7 +55,7 @@ def launch(argv: list[str] | None = None, block: bool = True, quiet: bool = Fals
     local = f"http://{'127.0.0.1' if cfg.host in ('0.0.0.0', '::') else cfg.host}:{cfg.port}"
     if not quiet:
         print(f"VLM2VLA demo running at {local}" + (f"  (share: {share_url})" if share_url else ""), flush=True)
-        print(f"robot: {rt.loaded.robot} · policy: {rt.loaded.policy} · validator: {rt.loaded.validator} — Ctrl+C to stop",
+        print(f"robot: {rt.names.robot} · policy: {rt.names.policy} · validator: {rt.names.validator} — Ctrl+C to stop",
               flush=True)
     if not block:
         return demo, rt, local

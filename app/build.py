@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.config import MICRO_MODEL, AppConfig, ConfigError
 from app.robot_access import SharedRobot
-from app.runtime import Loaded, Runtime
+from app.runtime import Runtime, SetupNames
 
 
 def _sim(cfg: AppConfig):
@@ -71,5 +71,5 @@ def build_runtime(cfg: AppConfig, camera_fps: float = 12.0) -> Runtime:
     elif cfg.adapter:
         model += f" + {cfg.adapter}"
     robot_name = "MuJoCo WidowX 250S (sim)" if cfg.robot == "sim" else "WidowX 250S"
-    loaded = Loaded(robot=robot_name, policy=cfg.policy, model=model, validator=cfg.validator)
-    return Runtime(cfg, robot, make_policy, loaded, vqa=vqa, camera_fps=camera_fps)
+    names = SetupNames(robot=robot_name, policy=cfg.policy, model=model, validator=cfg.validator)
+    return Runtime(cfg, robot, make_policy, names, vqa=vqa, camera_fps=camera_fps)

@@ -61,7 +61,7 @@ class Panels:
             "subtasks": fmt.subtasks_html(view),
             "stream": fmt.stream_html(view),
             "commands": fmt.commands_html(view),
-            "validator": fmt.validator_html(view, rt.loaded.validator == "manual"),
+            "validator": fmt.validator_html(view, rt.names.validator == "manual"),
             "step_row": waiting == "execute" and driver,
             "verdict_row": waiting == "verdict" and driver,
             "block": view.proposed.actions if (view is not None and waiting == "execute" and view.proposed) else None,

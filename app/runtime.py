@@ -34,8 +34,9 @@ class Busy(UserError):
 
 
 @dataclass
-class Loaded:
-    """What the header shows."""
+class SetupNames:
+    """The names of what this demo runs: the robot, the policy, its model and the validator (the page's
+    header and the start-up line show them; a `manual` validator adds the verdict buttons)."""
 
     robot: str
     policy: str
@@ -58,7 +59,7 @@ class Runtime:
         config: AppConfig,
         robot: Any,
         make_policy: Callable[[str], tuple[Any, Any]],
-        loaded: Loaded,
+        names: SetupNames,
         vqa: Callable[..., Iterator[str]] | None = None,
         camera_fps: float = 12.0,
     ) -> None:
@@ -67,7 +68,7 @@ class Runtime:
         self.config = config
         self.robot = robot if isinstance(robot, SharedRobot) else SharedRobot(robot)
         self.make_policy = make_policy
-        self.loaded = loaded
+        self.names = names
         self.vqa_fn = vqa
         self.lock = DriverLock()
         self.history = History(Path(config.logs))

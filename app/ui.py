@@ -39,8 +39,8 @@ def build(rt: Runtime) -> gr.Blocks:
     """The page for `rt`: three tabs laid out, then every component connected to its handler."""
     page = SimpleNamespace()  # the components, by name, for the wiring
     with gr.Blocks(title="VLM2VLA — actions as language") as demo:
-        loaded = rt.loaded
-        gr.HTML(fmt.header_html(loaded.robot, loaded.policy, loaded.model, loaded.validator), elem_id="header")
+        names = rt.names
+        gr.HTML(fmt.header_html(names.robot, names.policy, names.model, names.validator), elem_id="header")
         page.status = gr.HTML(fmt.status_html(None, False, False), elem_id="status")
         with gr.Tabs():
             with gr.Tab("Robot", id="robot"):
@@ -91,7 +91,7 @@ def _robot_tab(page: SimpleNamespace, rt: Runtime) -> None:
                 page.proceed_btn = gr.Button("✓ Done — proceed", variant="primary", elem_id="proceed")
                 page.retry_btn = gr.Button("↻ Not done — retry", elem_id="retry")
             gr.Markdown("#### Validator")
-            page.validator = gr.HTML(fmt.validator_html(None, rt.loaded.validator == "manual"), elem_id="validator")
+            page.validator = gr.HTML(fmt.validator_html(None, rt.names.validator == "manual"), elem_id="validator")
         with gr.Column(scale=6, min_width=400):
             page.plot = gr.Plot(label="End-effector path by subtask · commanded targets · workspace · objects", elem_id="plot")
             gr.Markdown("#### Executed commands")

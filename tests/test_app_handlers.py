@@ -176,7 +176,7 @@ def test_vqa_with_a_model_streams_from_the_same_weights(tiny_model_dir, tmp_path
     cfg = from_args(["--policy", "hf", "--model", str(tiny_model_dir), "--pace", "0", "--logs", str(tmp_path)], env={})
     runtime = build_runtime(cfg, camera_fps=5)
     try:
-        assert runtime.has_model and runtime.loaded.policy == "hf"
+        assert runtime.has_model and runtime.names.policy == "hf"
         image = np.zeros((64, 64, 3), np.uint8)
         with_adapter = list(runtime.vqa(image, "What is on the table?", adapter=True))
         base = list(runtime.vqa(image, "What is on the table?", adapter=False))
@@ -191,7 +191,7 @@ def test_manual_validator_waits_for_the_two_buttons(tmp_path):
     cfg = from_args(["--policy", "scripted", "--validator", "manual", "--stream-cps", "0", "--pace", "0", "--logs", str(tmp_path)], env={})
     runtime = build_runtime(cfg, camera_fps=5)
     try:
-        assert runtime.loaded.validator == "manual"
+        assert runtime.names.validator == "manual"
         runtime.start("pick up the carrot", "a")
         assert wait_until(lambda: runtime.view.awaiting == "verdict", 30)
         panels = dict(zip(PANEL_OUTPUTS, Panels(runtime).render("a", runtime.snapshot())))
