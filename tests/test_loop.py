@@ -220,7 +220,8 @@ def test_step_through_execute_edit_regenerate(sim):
     steps = [e for e in ev if isinstance(e, StepExecuted)]
     assert len(steps) == 1  # only the edited block ran, clamped by the safety filter
     assert steps[0].clamps and "5.0 cm limit" in steps[0].clamps[0]
-    assert np.isclose(steps[0].executed[2], 0.05) and steps[0].ee_pos[2] > start[2] + 0.03
+    # the 5 cm clamp is measured from the hand, which sits microns from its last target
+    assert np.isclose(steps[0].executed[2], 0.05, atol=1e-4) and steps[0].ee_pos[2] > start[2] + 0.03
     assert isinstance(ev[-1], EpisodeDone) and ev[-1].reason == "enough" and ev[-1].rejected == 1
     with pytest.raises(ValueError):
         loop.respond("jump")
