@@ -135,7 +135,7 @@ class Handlers:
                 version, last = snap.version, time.monotonic()
                 final = snap.finished or (until_waiting and snap.awaiting == "execute")
                 # the last reply is complete, so an API client's result has every panel
-                yield self.panels.render(sid, snap, channel="stream", force=final) + [""]
+                yield self.panels.render(sid, snap, channel="stream", force=final) + [f"**{snap.notice}**" if snap.notice else ""]
                 if final:
                     return
         finally:
@@ -248,8 +248,12 @@ class Handlers:
 
     def history(self):
         """Finished episodes (newest first) and their episode logs (zipped folders: episode.jsonl + frames)."""
-        rows = self.rt.history.rows
-        return fmt.history_rows(rows), [str(r.log_zip) for r in rows if r.log_zip] or None
+        history = self.rt.history
+        table = fmt.history_rows(history.rows)
+        note = history.note()
+        if note:  # once anything was dropped, the History tab says what it keeps (app.limits)
+            table.append([None, note, "", None, None, ""])
+        return table, history.offered() or None
 
     def camera_image(self):
         """The current camera image, for the VQA tab."""

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from app.config import AppConfig
+from app.limits import MAX_QUESTION_CHARS, LimitError, check_instruction, log_folder_problem
 from app.lock import BUSY_MESSAGE, DriverLock
 from app.robot_access import CameraFeed, SharedRobot
 from app.session import EpisodeView, History
@@ -29,8 +30,8 @@ class UserError(ValueError):
 
 
 class Busy(UserError):
-    def __init__(self) -> None:
-        super().__init__(BUSY_MESSAGE)
+    def __init__(self, message: str = BUSY_MESSAGE) -> None:
+        super().__init__(message)
 
 
 @dataclass
@@ -126,25 +127,31 @@ class Runtime:
 
     # ------------------------------------------------------------------ episodes
     def start(self, instruction: str, session: str, step_through: bool = False) -> EpisodeView:
-        instruction = " ".join((instruction or "").split())
+        try:  # bounded before any lock is taken: nothing below grows with what was typed
+            instruction = check_instruction(instruction)
+        except LimitError as e:
+            raise UserError(str(e)) from None
         if not instruction:
             raise UserError("type an instruction first, e.g. “pick up the carrot”")
+        log_problem = log_folder_problem(Path(self.config.logs))
         with self._start_mutex:
             if self.lock.busy_for(session):
-                raise Busy()
+                raise Busy(self.lock.busy_message())
             if self.running:
                 raise UserError("an episode is already running — press Stop first")
             if not self.lock.acquire(session, "episode"):
-                raise Busy()
+                raise Busy(self.lock.busy_message())
             try:
                 backend, validator = self.make_policy(instruction)
             except Exception as e:
                 self.lock.release(session)
                 raise UserError(f"could not start: {e}") from e
             self.robot.safety.reset()  # a new episode re-arms the arm after an e-stop
-            cfg = LoopConfig(max_retries=self.config.max_retries, step_through=step_through, log_dir=self.config.logs)
+            # an unwritable log folder: the episode runs without a log, and the page says why
+            cfg = LoopConfig(max_retries=self.config.max_retries, step_through=step_through,
+                             log_dir=None if log_problem else self.config.logs)
             self.loop = ClosedLoop(self.robot, backend, validator, cfg)
-            self.view = EpisodeView(driver=session)
+            self.view = EpisodeView(driver=session, notice=f"episode log not written: {log_problem}" if log_problem else "")
             self._thread = threading.Thread(
                 target=self._episode, args=(self.loop, self.view, instruction, session), name="episode", daemon=True
             )
@@ -177,31 +184,41 @@ class Runtime:
                 self._notify()
 
     def stop(self, session: str) -> str:
-        """E-stop: anyone watching may press it. Latches the arm's e-stop and ends the episode."""
+        """E-stop: anyone watching may press it. Latches the arm's e-stop, runs the arm's own stop() at once
+        (even while a move hangs in the driver) and ends the episode. An episode whose robot call does not
+        return within 3 s cannot end: its driver lock is then reported stuck, to everyone, until it does."""
         self.robot.stop()
+        failed = f" ({self.robot.stop_error})" if getattr(self.robot, "stop_error", "") else ""
         loop = self.loop
         if loop is not None and self.running:
             loop.estop("Stop pressed in the web demo")
             if self._thread is not None:
                 self._thread.join(timeout=3.0)
-            return "stopped — the arm holds where it is; Run or Reset scene re-arms it"
-        return "e-stop engaged — the arm holds where it is; Run or Reset scene re-arms it"
+            if self.running:
+                call = self.robot.in_flight()
+                what = f"the arm's {call[0]} has not returned for {call[1]:.0f} s" if call else "the episode has not ended"
+                self.lock.mark_stuck(f"{what}; the arm was told to stop{failed}. The robot frees itself when the call "
+                                     "returns; if it never does, restart the demo")
+                return f"stopped, but {self.lock.stuck}"
+            return f"stopped — the arm holds where it is; Run or Reset scene re-arms it{failed}"
+        return f"e-stop engaged — the arm holds where it is; Run or Reset scene re-arms it{failed}"
 
     def release(self, session: str) -> None:
         """The tab closed: a driver that leaves stops the arm and frees the lock."""
         if self.lock.held_by(session):
             if self.running:
                 self.stop(session)
-            self.lock.release(session)
+            if not self.running:  # an episode stuck in a robot call keeps its lock, reported stuck, until it returns
+                self.lock.release(session)
 
     def reset(self, session: str, seed: int | None = None) -> int:
         with self._start_mutex:
             if self.lock.busy_for(session):
-                raise Busy()
+                raise Busy(self.lock.busy_message())
             if self.running:
                 raise UserError("an episode is running — press Stop first")
             if not self.lock.acquire(session, "reset"):
-                raise Busy()
+                raise Busy(self.lock.busy_message())
         try:
             self.seed = int(seed) if seed is not None else random.randrange(1, 10_000)
             if hasattr(self.robot.robot, "reset"):
@@ -248,6 +265,8 @@ class Runtime:
             raise UserError(NO_MODEL_MESSAGE)
         if not (question or "").strip():
             raise UserError("type a question about the image")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise UserError(f"the question is {len(question):,} characters long; at most {MAX_QUESTION_CHARS} are read")
         return self.vqa_fn(image, question.strip(), adapter=adapter)
 
 

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.limits import LOG_FILE, MAX_EPISODES, MAX_LOG_MB, MAX_OFFERED_LOGS
 from policy import events as ev
 
 PENDING, RUNNING, DONE, RETRYING, FAILED = "pending", "running", "done", "retrying", "failed"
@@ -81,6 +82,7 @@ class EpisodeView:
     timings: dict[str, float] = field(default_factory=dict)
     version: int = 0
     log_dir: str | None = None  # the loop's episode log folder (policy.episode_log), from EpisodeDone
+    notice: str = ""  # something the page must say beside the episode (e.g. its log could not be written)
     token_times: list[tuple[float, int]] = field(default_factory=list, repr=False)  # (wall time, version)
 
     def __post_init__(self) -> None:
@@ -218,23 +220,86 @@ class HistoryRow:
     duration_s: float
     reason: str
     log_dir: Path | None  # the loop's episode log folder (None: the episode ended before the loop logged)
-    log_zip: Path | None  # the same folder zipped, for the download
+    log_zip: Path | None  # the same folder zipped, for the download (None once deleted to stay within the caps)
 
 
 class History:
-    """Finished episodes of this demo run, newest first, each with its episode log (policy.episode_log)."""
+    """Finished episodes of this demo run, newest first, each with its episode log (policy.episode_log).
 
-    def __init__(self, folder: Path) -> None:
+    Bounded, oldest first (the figures are app.limits'): at most `max_rows` rows in memory; in the log
+    folder at most `max_logs` episode logs taking at most `max_bytes` (each log folder with its zip;
+    logs of earlier runs in the same folder count too; the newest is always kept). A row whose log is
+    deleted keeps its line and loses its download. A log that cannot be written or zipped never costs
+    the episode its row: the row says what failed."""
+
+    def __init__(self, folder: Path, max_rows: int = MAX_EPISODES, max_logs: int = MAX_EPISODES,
+                 max_bytes: int = int(MAX_LOG_MB * 2**20)) -> None:
         self.folder = folder
+        self.max_rows, self.max_logs, self.max_bytes = max_rows, max_logs, max_bytes
         self.rows: list[HistoryRow] = []
+        self.count = 0  # episodes added so far (row numbers go on when old rows are dropped)
+        self.dropped = 0  # rows dropped to stay within max_rows
+        self.deleted = 0  # episode logs deleted to stay within the caps
         self._mutex = threading.Lock()
 
     def add(self, view: EpisodeView) -> HistoryRow:
+        """The finished episode's row (its log zipped); what the page was told beside it (`view.notice`,
+        e.g. that its log could not be written) goes into the row's result too."""
         with self._mutex:
-            number = len(self.rows) + 1
+            self.count += 1
             log_dir = Path(view.log_dir) if view.log_dir else None
-            log_zip = Path(shutil.make_archive(str(log_dir), "zip", root_dir=log_dir)) if log_dir else None
-            row = HistoryRow(number, view.instruction, view.success, view.retries, view.duration_s, view.reason,
+            log_zip, said = None, [view.notice] if view.notice else []
+            if log_dir is not None:
+                try:
+                    log_zip = Path(shutil.make_archive(str(log_dir), "zip", root_dir=log_dir))
+                except OSError as e:
+                    said.append(f"log not saved: its log could not be zipped: {type(e).__name__}: {e}")
+            reason = " · ".join([view.reason, *said])
+            row = HistoryRow(self.count, view.instruction, view.success, view.retries, view.duration_s, reason,
                              log_dir, log_zip)
             self.rows.insert(0, row)
+            self.dropped += max(0, len(self.rows) - self.max_rows)
+            del self.rows[self.max_rows:]
+            self._prune()
             return row
+
+    def _prune(self) -> None:
+        """Delete the oldest episode logs (folder and zip) beyond max_logs or max_bytes."""
+        try:  # log folders are named <date>-<time>_<instruction>: by name is oldest first
+            logs = sorted(d for d in self.folder.iterdir() if d.is_dir() and (d / LOG_FILE).is_file())
+        except OSError:
+            return
+        size = {d: _bytes(d) + _bytes(d.with_suffix(".zip")) for d in logs}
+        total = sum(size.values())
+        while len(logs) > 1 and (len(logs) > self.max_logs or total > self.max_bytes):
+            old = logs.pop(0)
+            total -= size[old]
+            shutil.rmtree(old, ignore_errors=True)
+            old.with_suffix(".zip").unlink(missing_ok=True)
+            self.deleted += 1
+            for r in self.rows:
+                if r.log_dir == old:
+                    r.log_dir = r.log_zip = None
+
+    def offered(self, n: int = MAX_OFFERED_LOGS) -> list[str]:
+        """The newest `n` episode logs' zips, for the download list."""
+        return [str(r.log_zip) for r in self.rows if r.log_zip is not None and r.log_zip.is_file()][:n]
+
+    def note(self) -> str:
+        """Once rows or logs were dropped: what the History keeps, for the History tab ('' before)."""
+        if not (self.dropped or self.deleted):
+            return ""
+        mb = self.max_bytes / 2**20
+        return (f"kept: the newest {self.max_rows} episodes here, the newest {self.max_logs} logs up to {mb:.0f} MB "
+                f"in {self.folder}, oldest deleted first ({self.dropped} older rows and {self.deleted} older logs so far); "
+                f"the newest {MAX_OFFERED_LOGS} logs can be downloaded")
+
+
+def _bytes(path: Path) -> int:
+    """Size of a file or of everything under a folder, bytes (0 when it is gone)."""
+    try:
+        if path.is_file():
+            return path.stat().st_size
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    except OSError:
+        return 0
