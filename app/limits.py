@@ -19,7 +19,6 @@ import math
 import re
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -64,16 +63,31 @@ def check_instruction(text: str | None) -> str:
 # ----------------------------------------------------------------------------- images
 
 
+def image_too_large(width: int, height: int, max_pixels: int = MAX_IMAGE_PIXELS) -> str:
+    return (f"the image is {width}×{height} pixels ({width * height / 1e6:.0f} MP); at most "
+            f"{max_pixels / 1e6:.0f} MP are read — downscale it first")
+
+
 def limit_image_decoding(max_pixels: int = MAX_IMAGE_PIXELS) -> None:
     """Refuse images over `max_pixels` when Pillow reads their header, before any pixel is decoded.
 
-    Gradio decodes an upload with `PIL.Image.open` before the handler sees it, so the limit has
-    to live there: Pillow's decompression-bomb check, with its warning (over the limit, under
-    twice it) turned into the same error."""
+    Gradio decodes an upload with `PIL.Image.open` before the handler sees it, so the limit has to
+    live there: Pillow's own size check (`Image._decompression_bomb_check`, which every opener calls
+    with the header's size) is wrapped to raise a `gr.Error` with one line, which Gradio hands to the
+    page as it is (any other exception there comes out as a paragraph about preprocessing)."""
+    import gradio as gr
     from PIL import Image
 
-    Image.MAX_IMAGE_PIXELS = int(max_pixels)
-    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+    check = getattr(Image._decompression_bomb_check, "__wrapped__", Image._decompression_bomb_check)
+
+    def refuse_large(size) -> None:
+        width, height = (max(1, int(v)) for v in size)
+        if width * height > max_pixels:
+            raise gr.Error(image_too_large(width, height, max_pixels), print_exception=False)
+        check(size)
+
+    refuse_large.__wrapped__ = check  # type: ignore[attr-defined]
+    Image._decompression_bomb_check = refuse_large
 
 
 # ----------------------------------------------------------------------------- the log folder
