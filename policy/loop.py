@@ -416,7 +416,7 @@ class ClosedLoop:
         (returned as a Proposal) or ActionsRejected (returned too: never executed)."""
         cfg = self.config
         stream = self.backend.generate(
-            [user_message(action_prompt(instruction, subtasks, index))], [image], "actions",
+            [user_message(action_prompt(instruction, subtasks, index, ee=ee))], [image], "actions",
             constraint_regex=self._action_regex, adapter=cfg.adapter, max_new_tokens=cfg.action_tokens,
             context={"index": index},
         )

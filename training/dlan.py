@@ -262,7 +262,7 @@ def chat_samples(
                 when it is a folder; else paths stay relative)
     kinds       which samples to make:
                   "subtasks"  at step 0: subtasks_prompt(instruction) -> format_subtasks(subtasks)
-                  "actions"   every step: action_prompt(instruction, subtasks, step) -> format_plan_actions(plan, actions)
+                  "actions"   every step: action_prompt(instruction, subtasks, step, ee=state) -> format_plan_actions(plan, actions)
                   "validator" every step: validator_prompt(subtask) with the image at the step's end -> "yes: ..."
                               and with the image at its start -> "no: ..."
     load_image  maps an image path to what the sample should hold (e.g. PIL.Image.open);
@@ -296,7 +296,8 @@ def chat_samples(
             yield emit("subtasks", r, chat_sample(subtasks_prompt(r["instruction"]), format_subtasks(r["subtasks"]), image(r["image"])))
         if "actions" in kinds:
             answer = format_plan_actions(r["plan"], codec.encode(r["actions"]))
-            yield emit("actions", r, chat_sample(action_prompt(r["instruction"], r["subtasks"], r["step"]), answer, image(r["image"])))
+            prompt = action_prompt(r["instruction"], r["subtasks"], r["step"], ee=r.get("state"))
+            yield emit("actions", r, chat_sample(prompt, answer, image(r["image"])))
         if "validator" in kinds:
             prompt = validator_prompt(r["subtask"])
             yield emit("validator_done", r, chat_sample(prompt, format_verdict(True, f"the arm has finished: {r['subtask']}"), image(end_image(r))))
