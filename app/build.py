@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.config import MICRO_MODEL, AppConfig, ConfigError
 from app.robot_access import SharedRobot
-from app.runtime import Runtime, SetupNames
+from app.runtime import EpisodePolicy, Runtime, SetupNames
 
 
 def _sim(cfg: AppConfig):
@@ -46,17 +46,27 @@ def build_runtime(cfg: AppConfig, camera_fps: float = 12.0) -> Runtime:
     elif cfg.validator in ("manual", "none", "gemini"):
         fixed_validator = make_validator(cfg.validator)
 
-    def make_policy(instruction: str):
+    def make_policy(instruction: str) -> EpisodePolicy:
         # manual: a fresh answer queue per episode
         validator = make_validator("manual") if cfg.validator == "manual" else fixed_validator
         if cfg.robot != "sim" or (cfg.policy != "scripted" and cfg.validator != "sim"):
-            return model_backend, validator
+            return EpisodePolicy(model_backend, validator)
         from policy.sim_episode import sim_episode
-        from robot.sim.instructions import match_instruction
+        from robot.sim.instructions import InstructionRefused, match_instruction
 
-        ep = sim_episode(robot, match_instruction(instruction).task, backend=model_backend,
+        try:
+            task = match_instruction(instruction).task
+        except InstructionRefused as e:
+            if model_backend is None:  # the scripted expert speaks a task's ground truth: it needs one
+                raise
+            # A model reads the instruction itself, so it may try what the simulator cannot name; with no
+            # task the simulator has nothing to judge by, and the person at the page does instead.
+            return EpisodePolicy(model_backend, make_validator("manual"), notice=(
+                f"The simulator cannot name this task ({e.reason}), so it cannot judge it: the model reads "
+                "the instruction itself and you judge each subtask (the buttons under the stream)."))
+        ep = sim_episode(robot, task, backend=model_backend,
                          validator=None if cfg.validator == "sim" else validator, chars_per_s=cfg.stream_cps)
-        return ep.backend, ep.validator
+        return EpisodePolicy(ep.backend, ep.validator)
 
     vqa = None
     if model_backend is not None:

@@ -54,17 +54,27 @@ NO_MODEL_MESSAGE = (
 )
 
 
+@dataclass(frozen=True)
+class EpisodePolicy:
+    """What one episode runs with: the backend that speaks, the validator that judges, and what the
+    page must say about that choice (e.g. why the model's own validator judges instead of the sim's)."""
+
+    backend: Any
+    validator: Any
+    notice: str = ""
+
+
 class Runtime:
     def __init__(
         self,
         config: AppConfig,
         robot: Any,
-        make_policy: Callable[[str], tuple[Any, Any]],
+        make_policy: Callable[[str], EpisodePolicy],
         names: SetupNames,
         vqa: Callable[..., Iterator[str]] | None = None,
         camera_fps: float = 12.0,
     ) -> None:
-        """`make_policy(instruction) -> (backend, validator)` for one episode; `vqa(image, question, adapter)`
+        """`make_policy(instruction) -> EpisodePolicy` for one episode; `vqa(image, question, adapter)`
         streams an answer (None: no model)."""
         self.config = config
         self.robot = robot if isinstance(robot, SharedRobot) else SharedRobot(robot)
@@ -142,7 +152,7 @@ class Runtime:
             if not self.lock.acquire(session, "episode"):
                 raise Busy(self.lock.busy_message())
             try:
-                backend, validator = self.make_policy(instruction)
+                policy = self.make_policy(instruction)
             except Exception as e:
                 self.lock.release(session)
                 raise UserError(f"could not start: {e}") from e
@@ -150,8 +160,9 @@ class Runtime:
             # an unwritable log folder: the episode runs without a log, and the page says why
             cfg = LoopConfig(max_retries=self.config.max_retries, step_through=step_through,
                              log_dir=None if log_problem else self.config.logs)
-            self.loop = ClosedLoop(self.robot, backend, validator, cfg)
-            self.view = EpisodeView(driver=session, notice=f"episode log not written: {log_problem}" if log_problem else "")
+            self.loop = ClosedLoop(self.robot, policy.backend, policy.validator, cfg)
+            notices = [policy.notice, f"episode log not written: {log_problem}" if log_problem else ""]
+            self.view = EpisodeView(driver=session, notice="; ".join(n for n in notices if n))
             self._thread = threading.Thread(
                 target=self._episode, args=(self.loop, self.view, instruction, session), name="episode", daemon=True
             )

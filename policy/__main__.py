@@ -234,11 +234,25 @@ def _main(args: argparse.Namespace) -> int:
             raise CLIError(str(e)) from None
         lang = args.lang
     elif args.instruction:
-        task0, lang = match_instruction(args.instruction)
+        try:
+            task0, lang = match_instruction(args.instruction)
+        except CLIError as refused:
+            if args.policy == "scripted":  # the expert speaks a task's ground truth: it needs one
+                raise
+            task0, lang = None, "en"  # a model reads the instruction itself and may try it anyway
+            unnamed = str(refused).removesuffix(" Or give --task NAME.")
     else:
         raise CLIError("give --instruction TEXT or --task NAME")
 
     backend = _backend(args)
+    validator = _validator(args, backend)
+    if task0 is None:
+        if validator is None:  # sim: with no task the simulator has nothing to judge by
+            from policy.validators import make_validator
+
+            validator = make_validator("self", backend=backend, adapter=not args.no_adapter)
+        print(f"{unnamed}\nThe model runs it anyway, on the free table; {validator.name} validator judges each subtask "
+              "(no simulated task, so no ground-truth success).", file=sys.stderr)
     freeze_long_lived_objects()  # the model and its libraries live until exit: spare them the GC's full passes
     codec = getattr(backend, "codec", None) or VerbalizedCodec()
     try:
@@ -252,14 +266,18 @@ def _main(args: argparse.Namespace) -> int:
         for k in range(args.episodes):
             seed = args.seed + k
             task = task0 if (args.instruction or k == 0) else make_task(args.task, seed=seed)
-            ep = sim_episode(sim, task, seed=seed, backend=backend, validator=_validator(args, backend),
-                             chars_per_s=args.pace)
+            if task is None:
+                sim.reset(seed)
+                ep_backend, ep_validator = backend, validator
+            else:
+                ep = sim_episode(sim, task, seed=seed, backend=backend, validator=validator, chars_per_s=args.pace)
+                ep_backend, ep_validator = ep.backend, ep.validator
             instruction = args.instruction or task.instruction(lang)
             cfg = LoopConfig(
                 max_retries=args.max_retries, step_through=args.step_through, constrained=not args.unconstrained,
                 codec=codec, adapter=not args.no_adapter, log_dir=args.log_dir, observe_steps=not args.pose_only_steps,
             )
-            loop = ClosedLoop(sim, ep.backend, ep.validator, cfg)
+            loop = ClosedLoop(sim, ep_backend, ep_validator, cfg)
             t0 = time.perf_counter()
             done: EpisodeDone | None = None
             for e in loop.run(instruction, seed=seed):
@@ -269,7 +287,7 @@ def _main(args: argparse.Namespace) -> int:
                 if isinstance(e, EpisodeDone):
                     done = e
             assert done is not None
-            truth = bool(task.success(sim))
+            truth = None if task is None else bool(task.success(sim))
             rows.append((k + 1, seed, instruction, truth, done, time.perf_counter() - t0))
     finally:
         sim.disconnect()
@@ -277,8 +295,13 @@ def _main(args: argparse.Namespace) -> int:
     print()
     print(f"{'ep':>3} {'seed':>5} {'success':>8} {'loop':>5} {'subtasks':>8} {'retries':>7} {'rejected':>8} {'time_s':>7}  instruction")
     for k, seed, instruction, truth, done, secs in rows:
-        print(f"{k:>3} {seed:>5} {('yes' if truth else 'no'):>8} {('ok' if done.success else 'fail'):>5} "
+        said = "—" if truth is None else "yes" if truth else "no"
+        print(f"{k:>3} {seed:>5} {said:>8} {('ok' if done.success else 'fail'):>5} "
               f"{done.subtasks_done:>8} {done.retries:>7} {done.rejected:>8} {secs:>7.2f}  {instruction}")
+    if task0 is None:
+        n_ok = sum(1 for r in rows if r[4].success)
+        print(f"loop success: {n_ok}/{len(rows)}  [the {validator.name} validator's verdicts; no simulated task to check]")
+        return 0 if n_ok == len(rows) else 1
     n_ok = sum(1 for r in rows if r[3])
     print(f"success: {n_ok}/{len(rows)} ({100.0 * n_ok / len(rows):.0f}%)  [ground truth from the simulated task]")
     return 0 if n_ok == len(rows) else 1

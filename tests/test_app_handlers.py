@@ -208,3 +208,31 @@ def test_manual_validator_waits_for_the_two_buttons(tmp_path):
         assert wait_until(lambda: not runtime.running, 10)
     finally:
         runtime.close()
+
+
+def test_a_model_tries_what_the_simulator_cannot_name_and_the_person_judges(tiny_model_dir, tmp_path):
+    """With a model driving, an instruction the sim cannot name still runs: the model reads it, the page
+    says why the simulator cannot judge it, and the manual validator (the person) judges instead."""
+    cfg = from_args(["--policy", "hf", "--model", str(tiny_model_dir), "--validator", "sim", "--pace", "0",
+                     "--max-retries", "0", "--logs", str(tmp_path)], env={})
+    runtime = build_runtime(cfg, camera_fps=5)
+    try:
+        from robot.sim.instructions import InstructionRefused, match_instruction
+
+        with pytest.raises(InstructionRefused) as refused:
+            match_instruction("pick up the purple dragon")
+        view = runtime.start("pick up the purple dragon", "a")
+        assert f"cannot name this task ({refused.value.reason})" in view.notice
+        assert "you judge each subtask" in view.notice
+        assert wait_until(lambda: runtime.view.validator == "manual" or runtime.view.finished, 120)
+        assert runtime.view.validator == "manual"
+        runtime.stop("a")
+        assert wait_until(lambda: not runtime.running, 30)
+    finally:
+        runtime.close()
+
+
+def test_the_scripted_expert_still_refuses_what_the_simulator_cannot_name(rt):
+    with pytest.raises(UserError, match="could not start: the simulator has no task like “pick up the purple dragon”"):
+        rt.start("pick up the purple dragon", "a")
+    assert not rt.lock.held_by("a")

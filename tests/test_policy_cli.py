@@ -51,6 +51,18 @@ def test_cli_openai_backend_against_the_test_server(capsys, chat_server):
     assert any(r.get("structured_outputs") for r in chat_server.requests)
 
 
+def test_a_model_runs_an_instruction_the_simulator_cannot_name(capsys, chat_server):
+    """The scripted expert refuses it (below); a model reads it itself, its own validator judges, and
+    the result says there is no ground truth to score against."""
+    rc = main(["--policy", "openai", "--server", chat_server.url, "--model", "vlm2vla", "--instruction", "pick up the purple dragon",
+               "--max-retries", "0", "--quiet", *FAST])
+    out, err = capsys.readouterr()
+    assert "the simulator has no task like “pick up the purple dragon”" in err and "self validator judges each subtask" in err
+    last = out.rstrip().splitlines()[-1]  # the random model's own verdicts decide, either way
+    assert last.startswith(f"loop success: {1 - rc}/1  [the self validator's verdicts"), last
+    assert "pick up the purple dragon" in out and any(r.get("structured_outputs") for r in chat_server.requests)
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
