@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.report_view import DEFAULT_FOLDER as REPORT_FOLDER
+
 AUTH_ENV = "VLM2VLA_AUTH"
 #: The embedded default model (python -m training.micro ... ship --to assets/micro): base + LoRA adapter.
 MICRO_MODEL = Path(__file__).resolve().parents[1] / "assets" / "micro"
@@ -36,6 +38,7 @@ class AppConfig:
     logs: str = "out/app-logs"
     pace: float = 0.2  # seconds per arm step shown on the camera (the 5 Hz control rate)
     step_through: bool = False
+    report: str = REPORT_FOLDER  # the folder of python -m evaluation.report's report, shown read-only on the Evaluation tab
 
 
 def parser() -> argparse.ArgumentParser:
@@ -64,6 +67,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pace", type=float, default=0.2,
                    help="seconds per arm step, so a simulated arm moves in real time (5 Hz = 0.2; 0 = as fast as it computes)")
     p.add_argument("--logs", default="out/app-logs", help="folder for the episode logs offered as downloads")
+    p.add_argument("--report", default=REPORT_FOLDER, metavar="DIR",
+                   help="folder of the evaluation report the Evaluation tab shows, read-only (default results/, where "
+                        "python -m evaluation.report writes it); re-read when the tab is opened")
     return p
 
 
@@ -120,4 +126,5 @@ def from_args(argv: list[str] | None = None, env: dict[str, str] | None = None) 
         robot=a.robot, policy=a.policy, model=model, adapter=adapter, server=a.server, validator=validator,
         camera=a.camera, host=a.host, port=a.port, share=a.share, auth=auth, seed=a.seed,
         max_retries=a.max_retries, stream_cps=max(0.0, a.stream_cps), logs=a.logs, pace=max(0.0, a.pace),
+        report=a.report,
     )

@@ -1,13 +1,14 @@
 """The Gradio 6 page: its layout, and which `Handlers` method each component calls. No logic lives here.
 
 Every action is a named API endpoint (api_name), so gradio_client can drive the demo:
-run, step, execute, edit, regenerate, proceed, retry, stop, reset, camera, camera_image, panels, history, vqa
-(listed in the README). What they do is `app.handlers`; the live picture is an MJPEG stream at
+run, step, execute, edit, regenerate, proceed, retry, stop, reset, camera, camera_image, panels, history, vqa,
+report (listed in the README). What they do is `app.handlers`; the live picture is an MJPEG stream at
 /camera.mjpg (`app.camera_stream`).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from types import SimpleNamespace
 
 import gradio as gr
@@ -15,6 +16,7 @@ import gradio as gr
 from app import format as fmt
 from app.camera_stream import LIVE_CAMERA_HTML
 from app.handlers import PANEL_OUTPUTS, Handlers
+from app.report_view import report_panels
 from app.runtime import NO_MODEL_MESSAGE, Runtime
 
 FALLBACK_EXAMPLES = {
@@ -36,7 +38,7 @@ def example_instructions() -> list[list[str]]:
 
 
 def build(rt: Runtime) -> gr.Blocks:
-    """The page for `rt`: three tabs laid out, then every component connected to its handler."""
+    """The page for `rt`: four tabs laid out, then every component connected to its handler."""
     page = SimpleNamespace()  # the components, by name, for the wiring
     with gr.Blocks(title="VLM2VLA — actions as language") as demo:
         names = rt.names
@@ -49,6 +51,8 @@ def build(rt: Runtime) -> gr.Blocks:
                 _vqa_tab(page, rt)
             with gr.Tab("History", id="history"):
                 _history_tab(page)
+            with gr.Tab("Evaluation", id="evaluation") as page.eval_tab:
+                _evaluation_tab(page)
         page.message = gr.Markdown(elem_id="message")
         _wire(page, Handlers(rt), demo)
     return demo
@@ -127,6 +131,15 @@ def _history_tab(page: SimpleNamespace) -> None:
     page.refresh_hist = gr.Button("Refresh", size="sm")
 
 
+def _evaluation_tab(page: SimpleNamespace) -> None:
+    """The latest evaluation report, read-only: where it came from, its tables, its figures."""
+    with gr.Row():
+        page.report_source = gr.Markdown(elem_id="report-source")
+        page.reload_report = gr.Button("Reload", size="sm", scale=0, min_width=90, elem_id="reload-report")
+    page.report_tables = gr.Markdown(elem_id="report-tables")
+    page.report_figures = gr.HTML(elem_id="report-figures")
+
+
 # ---------------------------------------------------------------------------- wiring
 
 
@@ -165,4 +178,10 @@ def _wire(page: SimpleNamespace, h: Handlers, demo: gr.Blocks) -> None:
     page.ask_btn.click(h.vqa, vqa_in, [page.answer, page.answer_base], api_name="vqa", concurrency_limit=1)
     page.question.submit(h.vqa, vqa_in, [page.answer, page.answer_base], api_visibility="private", concurrency_limit=1)
     demo.load(h.camera_image, None, [page.vqa_image], **private)
+
+    # The report is read when the tab is opened (a visitor who never opens it costs nothing) and on Reload.
+    report_out = [page.report_source, page.report_tables, page.report_figures]
+    read = partial(report_panels, h.rt.config.report)
+    page.reload_report.click(read, None, report_out, api_name="report", **quiet)
+    page.eval_tab.select(read, None, report_out, **private)
     demo.unload(h.leave)

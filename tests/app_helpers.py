@@ -30,3 +30,23 @@ def running_app(logs: Path, *flags: str) -> Iterator[tuple[object, str]]:
     finally:
         rt.close()
         demo.close()
+
+
+def make_report(out: Path, trials: int = 2, png: bool = True) -> Path:
+    """A real `python -m evaluation.report` report in `out` from synthetic trials (the scripted
+    expert succeeding every fig5 trial), without running any: the Evaluation tab's input.
+    `png=False` skips Chromium and writes no PNG. Returns report.md's path."""
+    from evaluation.policies import parse_policy
+    from evaluation.report import build_report
+    from evaluation.store import write_manifest, write_trial
+    from evaluation.suites import suite_rows
+    from evaluation.trials import plan
+
+    rows, spec = suite_rows("fig5"), parse_policy("scripted")
+    write_manifest(out, {"suite": "fig5", "robot": "sim", "seed_base": 1_000_000, "image_size": 64, "trials": trials,
+                         "rows": [{"key": r.key, "title": r.title} for r in rows], "policies": {spec.label: spec.as_dict()}})
+    for s, t in plan(rows, [spec], trials):
+        write_trial(out, s.label, t, {"policy": s.label, "row": t.row, "task": t.task, "lang": t.lang, "index": t.index,
+                                       "seed": t.seed, "success": True, "retries": 0, "rejected": 0, "seconds": 2.0,
+                                       "robot": "sim"})
+    return build_report(out, png=png)

@@ -3,13 +3,14 @@
 Screenshots go to test-artifacts/ (gitignored).
 """
 
+import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.app_helpers import running_app
+from tests.app_helpers import make_report, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),
               pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]  # inside gradio's Dataframe
@@ -51,8 +52,14 @@ setInterval(() => {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    # Streaming slow enough to be seen, arm paced at 10 Hz so an episode has a middle.
-    with running_app(tmp_path_factory.mktemp("logs"), "--stream-cps", "400", "--pace", "0.1") as (rt, url):
+    # Streaming slow enough to be seen, arm paced at 10 Hz so an episode has a middle; an evaluation
+    # report of synthetic trials for the Evaluation tab (its PNG one the report command made: rendering
+    # one takes Chromium ~12 s here, and tests/test_evaluation_report.py checks that).
+    report = tmp_path_factory.mktemp("results")
+    make_report(report, png=False)
+    shutil.copy(ARTIFACTS.parent / "assets" / "eval_trials.png", report / "figures" / "trials.png")
+    with running_app(tmp_path_factory.mktemp("logs"), "--stream-cps", "400", "--pace", "0.1",
+                     "--report", str(report)) as (rt, url):
         yield rt, url
 
 
@@ -170,6 +177,28 @@ def test_vqa_tab_says_how_to_load_a_model(browser, server):
     note = page.wait_for_selector("#vqa-note", timeout=PATIENCE_MS)
     assert "no language model loaded" in note.inner_text() and "--policy hf" in note.inner_text()
     page.screenshot(path=str(ARTIFACTS / "app-vqa.png"))
+    ctx.close()
+
+
+def test_evaluation_tab_shows_the_report_and_reload_rereads_it(browser, server):
+    rt, url = server
+    ctx, page = _page(browser, url)
+    page.get_by_role("tab", name="Evaluation").click()
+    img = page.wait_for_selector("#report-figures img", timeout=PATIENCE_MS)
+    page.wait_for_function("document.querySelector('#report-figures img').naturalWidth > 0", timeout=PATIENCE_MS)
+    assert img.get_attribute("alt") == "success by task"
+    assert img.evaluate("i => i.naturalWidth") == 2000  # the PNG itself, 1000 px at scale 2
+    rows = [r.inner_text() for r in page.query_selector_all("#report-tables table tbody tr")]
+    assert len(rows) == 5 and rows[-1].startswith("Pick Up-A (semantic)\tscripted\t100% (2/2)")
+    assert "written 20" in page.inner_text("#report-source")
+    page.screenshot(path=str(ARTIFACTS / "app-evaluation.png"), full_page=True)
+
+    # Reload reads the folder again: the figure gone, the tab names the missing file and keeps the table
+    (Path(rt.config.report) / "figures" / "trials.png").unlink()
+    page.click("#reload-report")
+    page.wait_for_function("document.querySelector('#report-source').innerText.includes('is missing')",
+                           timeout=PATIENCE_MS)
+    assert not page.query_selector("#report-figures img") and page.query_selector_all("#report-tables tbody tr")
     ctx.close()
 
 

@@ -14,12 +14,13 @@ pytestmark = [pytest.mark.filterwarnings("ignore:.*no_silent_downcasting"),  # i
               pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
 
 ENDPOINTS = ["/run", "/step", "/execute", "/edit", "/regenerate", "/proceed", "/retry", "/stop", "/reset",
-             "/camera", "/panels", "/history", "/camera_image", "/vqa"]
+             "/camera", "/panels", "/history", "/camera_image", "/vqa", "/report"]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with running_app(tmp_path_factory.mktemp("logs"), "--stream-cps", "0", "--pace", "0") as (rt, url):
+    no_report = tmp_path_factory.mktemp("empty") / "results"
+    with running_app(tmp_path_factory.mktemp("logs"), "--stream-cps", "0", "--pace", "0", "--report", str(no_report)) as (rt, url):
         yield rt, url
 
 
@@ -31,6 +32,12 @@ def client(server):
 def test_the_documented_endpoints_are_exactly_the_named_api(client):
     named = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert named == set(ENDPOINTS)
+
+
+def test_report_without_a_report_says_how_to_make_one(client, server):
+    source, tables, figures = client.predict(api_name="/report")
+    assert source.startswith("No evaluation report yet") and "python -m evaluation.report" in source
+    assert (tables, figures) == ("", "")
 
 
 def test_run_reset_camera_panels_history(client, server):
