@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -198,7 +199,9 @@ def _attach_adapter(model: Any, adapter: Path, cfg: dict, base: str) -> Any:
     from safetensors import safe_open
 
     try:
-        peft_model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+        with warnings.catch_warnings():  # PEFT asks transformers' deprecated is_gradient_checkpointing: not the user's concern
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            peft_model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
     except (ValueError, RuntimeError, KeyError) as e:
         raise ModelLoadError(
             f"adapter {adapter} does not fit base {base!r} (trained on {cfg.get('base_model_name_or_path')!r}): "

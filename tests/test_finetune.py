@@ -89,6 +89,16 @@ def test_samples_come_from_the_pipelines_definition(dlan):
     assert [s["messages"] for s in mine] == [s["messages"] for s in theirs]
 
 
+def test_subtasks_repeat_adds_copies_of_the_subtask_samples_only(dlan):
+    recs = read_records(dlan)
+    once = build_samples(recs, dlan, stages=("subtasks", "actions"))
+    thrice = build_samples(recs, dlan, stages=("subtasks", "actions"), subtasks_repeat=3)
+    lists = build_samples(recs, dlan, stages=("subtasks",))
+    assert len(lists) == len({r["episode"] for r in recs})  # one subtask list per episode
+    assert thrice == once + lists + lists  # the natural mix first, then the extra copies
+    assert build_samples(recs, dlan, stages=("actions",), subtasks_repeat=3) == build_samples(recs, dlan, stages=("actions",))
+
+
 # --------------------------------------------------------------------------- training
 
 

@@ -91,6 +91,8 @@ class FinetuneConfig:
     save_total_limit: int = field(default=2, metadata={"help": "checkpoints kept"})
     logging_steps: int = field(default=1, metadata={"help": "log the loss every N steps"})
     stages: str = field(default="subtasks,actions,validator", metadata={"help": "samples to train on (training.dlan.chat_samples kinds)"})
+    subtasks_repeat: int = field(default=1, metadata={"help": "train on each episode's subtask-list sample N times (it has one "
+                                                          "sample per episode, the action stage one per step)"})
     resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint in --out"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     bf16: bool | None = field(default=None, metadata={"help": "bf16 mixed precision (default: on GPU)"})
@@ -117,12 +119,20 @@ def split_by_episode(records: Sequence[dict], eval_fraction: float) -> tuple[lis
     return [r for r in records if str(r["episode"]) not in held], [r for r in records if str(r["episode"]) in held]
 
 
-def build_samples(records: Iterable[dict], root: str | Path, codec: Any = None, stages: Sequence[str] = STAGES) -> list[dict]:
+def build_samples(
+    records: Iterable[dict], root: str | Path, codec: Any = None, stages: Sequence[str] = STAGES, subtasks_repeat: int = 1
+) -> list[dict]:
     """D_lan records -> chat samples {"messages", "images"} (images as file paths), via the
-    verbalization pipeline's one definition (`training.dlan.chat_samples`, built on policy.prompts)."""
+    verbalization pipeline's one definition (`training.dlan.chat_samples`, built on policy.prompts).
+    `subtasks_repeat` > 1 adds each subtask-list sample that many times in all (for training only:
+    an episode has one, against one action sample per step)."""
     from training.dlan import chat_samples
 
-    return list(chat_samples(list(records), codec=codec, root=root, kinds=tuple(stages)))
+    records = list(records)
+    samples = list(chat_samples(records, codec=codec, root=root, kinds=tuple(stages)))
+    if "subtasks" in stages and subtasks_repeat > 1:
+        samples += list(chat_samples(records, codec=codec, root=root, kinds=("subtasks",))) * (subtasks_repeat - 1)
+    return samples
 
 
 def to_dataset(samples: list[dict]):
@@ -380,7 +390,7 @@ def prepare(cfg: FinetuneConfig) -> PreparedRun:
     out.mkdir(parents=True, exist_ok=True)
     codec, codec_info = _choose_codec(cfg, args, model, processor, train_records, stages)
 
-    train_samples = build_samples(train_records, cfg.data, codec, stages)
+    train_samples = build_samples(train_records, cfg.data, codec, stages, cfg.subtasks_repeat)
     eval_samples = build_samples(eval_records, cfg.data, codec, stages) if eval_records else []
     train_ds, eval_ds = to_dataset(train_samples), (to_dataset(eval_samples) if eval_samples else None)
 
@@ -406,6 +416,8 @@ def _check_config(cfg: FinetuneConfig) -> tuple[tuple[str, ...], str | None]:
     stages = tuple(s.strip() for s in cfg.stages.split(",") if s.strip())
     if not stages or set(stages) - set(STAGES):
         raise FinetuneError(f"--stages {cfg.stages!r}: use a comma-separated subset of {','.join(STAGES)}")
+    if cfg.subtasks_repeat < 1:
+        raise FinetuneError(f"--subtasks-repeat {cfg.subtasks_repeat}: use 1 (no repeat) or more")
     out = Path(cfg.out)
     ckpt_dir = out / CHECKPOINTS
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None

@@ -63,7 +63,7 @@ SCALES = {
         finetune=("--epochs", "5", "--learning-rate", "1e-3", "--lora-r", "32", "--lora-alpha", "64",
                   "--batch-size", "16", "--per-device-batch-size", "16", "--max-length", "320",
                   "--stages", "subtasks,actions", "--warmup-steps", "10", "--lr-scheduler", "cosine",
-                  "--eval-fraction", "0.05", "--save-steps", "100"),
+                  "--eval-fraction", "0.05", "--save-steps", "100", "--subtasks-repeat", "4"),
     ),
     # a few minutes: the tests' recipe
     "toy": Scale(
