@@ -147,7 +147,8 @@ def load_heldout(path: Path) -> list[dict[str, Any]]:
         try:
             rec = json.loads(line)
             image = Image.open(path.parent / rec["image"]).convert("RGB") if rec.get("image") else None
-            items.append({"image": image, "question": str(rec["question"]), "answer": str(rec["answer"])})
+            items.append({"image": image, "question": str(rec["question"]), "answer": str(rec["answer"]),
+                          **{k: rec[k] for k in ("kind", "lang") if k in rec}})
         except (json.JSONDecodeError, KeyError, OSError) as e:
             raise VQAError(f"{path}:{n}: not a VQA record ({type(e).__name__}: {e}); each line needs image, question, answer") from None
     if not items:
@@ -161,22 +162,79 @@ def accuracy(answer_fn: Callable[[Any, str], str], items: list[dict[str, Any]]) 
     return 100.0 * hits / len(items)
 
 
-def heldout_accuracy(model: str, adapters: list[str], data: Path, max_new_tokens: int = 32,
-                     labels: list[str] | None = None, base_label: str | None = None) -> dict[str, float]:
-    """Accuracy (%) of the base model and of each adapter on a held-out JSONL set: {label: accuracy}."""
+_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
+
+
+def relaxed_match(answer: str, reference: str, tolerance: float) -> bool:
+    """Exact match of the words, with every number within `tolerance` of the reference's (in order).
+
+    A held-out answer like "x 39.4 cm, y 2.2 cm, z 9.2 cm" is judged as a measurement (ChartQA's
+    relaxed accuracy, in absolute units): exact match to a tenth of a centimetre asks more of a
+    model than the question does. Answers without numbers are judged by exact match.
+    """
+    a, r = normalize_answer(answer), normalize_answer(reference)
+    # normalize_answer drops the decimal point: compare numbers on the raw text
+    na, nr = _NUMBER.findall(answer), _NUMBER.findall(reference)
+    if not nr:
+        return a == r
+    if len(na) != len(nr) or _NUMBER.sub("#", answer.lower().strip(" .")) != _NUMBER.sub("#", reference.lower().strip(" .")):
+        return False
+    return all(abs(float(x.replace(",", ".")) - float(y.replace(",", "."))) <= tolerance + 1e-9 for x, y in zip(na, nr))
+
+
+def heldout_answers(model: str, adapters: list[str], data: Path, max_new_tokens: int = 32,
+                    labels: list[str] | None = None, base_label: str | None = None) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """The held-out items and each model's answers to them: (items, {label: answers}); the base model
+    first (the first load with its adapter switched off), then each adapter."""
     from policy.backends.hf import HFBackend
     from policy.vqa import VQA
 
     items = load_heldout(data)
     labels = labels or [Path(a.rstrip("/")).name for a in adapters]
-    out: dict[str, float] = {}
+    out: dict[str, list[str]] = {}
     for i, adapter in enumerate(adapters or [None]):
         vqa = VQA(HFBackend.from_pretrained(model, adapter=adapter), max_new_tokens=max_new_tokens)
-        if i == 0:  # the base model: the first load with its adapter switched off
-            out[base_label or Path(model.rstrip("/")).name] = accuracy(lambda im, q: vqa.ask(im, q, adapter=False).text(), items)
+        if i == 0:
+            out[base_label or Path(model.rstrip("/")).name] = [vqa.ask(it["image"], it["question"], adapter=False).text() for it in items]
         if adapter is not None:
-            out[labels[i]] = accuracy(lambda im, q: vqa.ask(im, q, adapter=True).text(), items)
-    return out
+            out[labels[i]] = [vqa.ask(it["image"], it["question"], adapter=True).text() for it in items]
+    return items, out
+
+
+def heldout_scores(items: list[dict[str, Any]], answers: list[str], tolerance: float) -> dict[str, Any]:
+    """Exact and relaxed accuracy (%) of one model's answers, overall and per question kind."""
+    exact = [normalize_answer(a) == normalize_answer(it["answer"]) for it, a in zip(items, answers)]
+    relaxed = [relaxed_match(a, it["answer"], tolerance) for it, a in zip(items, answers)]
+    kinds: dict[str, list[int]] = {}
+    for it, e, r in zip(items, exact, relaxed):
+        k = kinds.setdefault(str(it.get("kind") or "-"), [0, 0, 0])
+        k[0], k[1], k[2] = k[0] + 1, k[1] + e, k[2] + r
+    pct = lambda n, d: round(100.0 * n / d, 1)  # noqa: E731
+    return {"exact": 100.0 * sum(exact) / len(items), "relaxed": 100.0 * sum(relaxed) / len(items),
+            "by_kind": {k: {"n": n, "exact": pct(e, n), "relaxed": pct(r, n)} for k, (n, e, r) in sorted(kinds.items())}}
+
+
+def heldout_accuracy(model: str, adapters: list[str], data: Path, max_new_tokens: int = 32,
+                     labels: list[str] | None = None, base_label: str | None = None) -> dict[str, float]:
+    """Accuracy (%) of the base model and of each adapter on a held-out JSONL set: {label: accuracy}."""
+    items, answers = heldout_answers(model, adapters, data, max_new_tokens, labels, base_label)
+    return {label: heldout_scores(items, said, 0.0)["exact"] for label, said in answers.items()}
+
+
+def write_answers(out: Path, name: str, items: list[dict[str, Any]], answers: dict[str, list[str]], tolerance: float) -> Path:
+    """OUT/vqa-answers/<name>.json: every question with each model's answer and both verdicts, and the
+    per-kind scores (what to read when a score surprises)."""
+    folder = out / "vqa-answers"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"kind": it.get("kind"), "lang": it.get("lang"), "question": it["question"], "reference": it["answer"],
+             "answers": {label: said[i] for label, said in answers.items()}} for i, it in enumerate(items)]
+    data = {"tolerance": tolerance, "scores": {label: heldout_scores(items, said, tolerance) for label, said in answers.items()},
+            "items": rows}
+    path = folder / f"{name}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    tmp.replace(path)
+    return path
 
 
 # ------------------------------------------------------------------ CLI
@@ -201,8 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     ho.add_argument("--data", type=Path, required=True, help="JSONL of {image, question, answer}")
     ho.add_argument("--name", help="the benchmark's row name (default: the data file's name)")
     ho.add_argument("--base-label")
+    ho.add_argument("--tuned", action="store_true",
+                    help="--model is itself a tuned model (a full fine-tune): its column is --base-label, compared with the base already in OUT")
     ho.add_argument("--label", action="append", default=[], help="column name per --adapter, in order")
     ho.add_argument("--max-new-tokens", type=int, default=32)
+    ho.add_argument("--tolerance", type=float, default=None,
+                    help="also score with every number within this much of the reference's (a second row, 'NAME (±T)')")
     ho.add_argument("--out", type=Path, default=Path("results"))
     tt = sub.add_parser("toy-task", help="write the offline toy lmms-eval task into a folder")
     tt.add_argument("folder", type=Path)
@@ -223,10 +285,24 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if args.label and len(args.label) != len(args.adapter):
                 raise VQAError("give one --label per --adapter (or none)")
-            acc = heldout_accuracy(args.model, args.adapter, args.data, args.max_new_tokens, args.label or None, args.base_label)
+            if args.tuned and not (args.out / "vqa.json").exists():  # before the answering, not after it
+                raise VQAError(f"{args.out}/vqa.json does not exist yet: score the base model first (then add tuned models to it)")
+            items, answers = heldout_answers(args.model, args.adapter, args.data, args.max_new_tokens, args.label or None,
+                                             args.base_label)
             base = args.base_label or Path(args.model.rstrip("/")).name
             name = args.name or re.sub(r"\.jsonl?$", "", args.data.name)
-            data = merge_vqa(args.out, base, {name: "exact match, %"}, {name: acc})
+            tol = args.tolerance or 0.0
+            scores = {label: heldout_scores(items, said, tol) for label, said in answers.items()}
+            metrics, table = {name: "exact match, %"}, {name: {k: v["exact"] for k, v in scores.items()}}
+            if args.tolerance is not None:
+                relaxed = f"{name} (±{args.tolerance:g})"
+                metrics[relaxed] = f"words exact, numbers within {args.tolerance:g}, %"
+                table[relaxed] = {k: v["relaxed"] for k, v in scores.items()}
+            try:
+                data = merge_vqa(args.out, None if args.tuned else base, metrics, table)
+            except ValueError as e:  # another base in OUT, or --tuned before any base
+                raise VQAError(str(e)) from None
+            print(f"answers and per-kind scores: {write_answers(args.out, name, items, answers, tol)}")
     except VQAError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

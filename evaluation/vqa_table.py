@@ -26,10 +26,14 @@ def load_vqa(out: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def merge_vqa(out: Path, base: str, metrics: dict[str, str], scores: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """Add scores (benchmark -> model -> score) to OUT/vqa.json, keeping what other runs wrote."""
-    data = load_vqa(out) or {"base": base, "models": [], "scores": {}, "metrics": {}}
-    if data["base"] != base:
+def merge_vqa(out: Path, base: str | None, metrics: dict[str, str], scores: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Add scores (benchmark -> model -> score) to OUT/vqa.json, keeping what other runs wrote.
+    `base=None`: these are tuned models only (e.g. a full fine-tune), compared with the file's base."""
+    data = load_vqa(out)
+    if data is None and base is None:
+        raise ValueError(f"{out}/vqa.json does not exist yet: score the base model first (then add tuned models to it)")
+    data = data or {"base": base, "models": [], "scores": {}, "metrics": {}}
+    if base is not None and data["base"] != base:
         raise ValueError(f"{out}/vqa.json compares against base {data['base']!r}, this run against {base!r}; use another --out")
     for bench, per_model in scores.items():
         data["scores"].setdefault(bench, {}).update(per_model)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from evaluation.vqa import accuracy, load_heldout, normalize_answer, primary_metric, VQAError
+from evaluation.vqa import accuracy, heldout_scores, load_heldout, normalize_answer, primary_metric, relaxed_match, VQAError
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_PYTHON = Path(os.environ.get("VLM2VLA_EVAL_PYTHON", ROOT / ".venv-eval" / "bin" / "python"))
@@ -22,6 +22,20 @@ def test_answers_are_compared_after_vqa_normalization():
     items = [{"image": None, "question": q, "answer": a} for q, a in [("colour?", "red"), ("count?", "2"), ("what?", "a plate")]]
     said = {"colour?": "Red.", "count?": "two", "what?": "plate"}
     assert accuracy(lambda im, q: said[q], items) == pytest.approx(200 / 3)
+
+
+def test_relaxed_match_judges_numbers_as_measurements():
+    ref = "x 39.4 cm, y 2.2 cm, z 9.2 cm"
+    assert relaxed_match("x 40.1 cm, y 2.2 cm, z 7.3 cm", ref, 2.0)
+    assert not relaxed_match("x 40.1 cm, y 2.2 cm, z 7.1 cm", ref, 2.0)  # one number 2.1 off
+    assert not relaxed_match("x 39.4 cm, y 2.2 cm", ref, 2.0)  # a number missing
+    assert not relaxed_match("22.1 cm atrás, 1.7 cm a la izquierda", "22.1 cm atrás, 1.7 cm a la derecha", 2.0)  # words differ
+    assert relaxed_match("22,0 cm atrás", "22.1 cm atrás", 0.5)  # a decimal comma reads as a point
+    assert relaxed_match("The plate.", "plate", 2.0) and not relaxed_match("pot", "plate", 2.0)  # no numbers: exact
+    items = [{"kind": "coords", "answer": ref}, {"kind": "colour", "answer": "red"}]
+    s = heldout_scores(items, ["x 39.0 cm, y 2.2 cm, z 9.2 cm", "red"], 1.0)
+    assert s["exact"] == 50.0 and s["relaxed"] == 100.0
+    assert s["by_kind"] == {"colour": {"n": 1, "exact": 100.0, "relaxed": 100.0}, "coords": {"n": 1, "exact": 0.0, "relaxed": 100.0}}
 
 
 def test_primary_metric_skips_alias_and_stderr():
@@ -52,6 +66,18 @@ def test_heldout_cli_scores_base_and_adapter(tiny_model_dir, tiny_adapter_dir, t
     data = json.loads((out / "vqa.json").read_text())
     assert data["base"] == "tiny" and set(data["scores"]["held"]) == {"tiny", "lora"}
     assert all(0.0 <= v <= 100.0 for v in data["scores"]["held"].values())
+    # a full fine-tune is a model of its own: scored with --tuned, its column joins the table of that base
+    rc = main(["heldout", "--model", str(tiny_model_dir), "--tuned", "--base-label", "full", "--tolerance", "0.5",
+               "--data", str(tmp_path / "held.jsonl"), "--max-new-tokens", "4", "--out", str(out)])
+    text = capsys.readouterr().out
+    data = json.loads((out / "vqa.json").read_text())
+    assert rc == 0 and data["base"] == "tiny" and data["models"] == ["tiny", "lora", "full"]
+    assert set(data["scores"]["held"]) == {"tiny", "lora", "full"} and set(data["scores"]["held (±0.5)"]) == {"full"}
+    answers = json.loads((out / "vqa-answers" / "held.json").read_text())
+    assert answers["tolerance"] == 0.5 and len(answers["items"]) == 2 and set(answers["items"][0]["answers"]) == {"full"}
+    assert main(["heldout", "--model", str(tiny_model_dir), "--tuned", "--data", str(tmp_path / "held.jsonl"),
+                 "--out", str(tmp_path / "empty")]) == 2
+    assert "score the base model first" in capsys.readouterr().err
 
 
 @pytest.mark.slow
