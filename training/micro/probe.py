@@ -1,4 +1,5 @@
-"""How close a model's action blocks are to the expert's, on D_lan records (no simulator).
+"""How close a model's action blocks are to the expert's, on D_lan records (no simulator), and
+whether its subtask lists name the right task on fresh sim scenes.
 
 For each record the model answers the stage-2 prompt exactly as the policy loop asks it
 (same prompt with the gripper position, same grammar constraint, greedy); the block's
@@ -9,6 +10,13 @@ commands are summed and compared with the record's true net displacement:
 A model that learned nothing writes grammatical blocks of arbitrary length and direction;
 one that learned writes the expert's. `ActionProbe.mean_error_cm` is what the micro recipe's
 test asserts on, and what its card reports.
+
+`probe_subtasks` asks stage 1 (instruction + first image -> numbered subtasks, the loop's grammar)
+on scenes the simulator arranges from seeds the caller picks, in any of the sim's languages, and
+compares the list with the expert's: a model trained on English instructions only shows here
+whether its knowledge of Spanish, Mandarin and Hindi reaches the plan.
+
+    python -m training.micro.probe --model micro/base --adapter micro/lora --dlan micro/dlan
 """
 
 from __future__ import annotations
@@ -21,7 +29,16 @@ import numpy as np
 
 from policy.backends import bounded_block_regex
 from policy.language import ActionParseError
-from policy.prompts import PromptFormatError, action_prompt, action_stage_regex, parse_plan_actions, user_message
+from policy.prompts import (
+    PromptFormatError,
+    action_prompt,
+    action_stage_regex,
+    parse_plan_actions,
+    parse_subtasks,
+    subtasks_prompt,
+    subtasks_regex,
+    user_message,
+)
 
 
 @dataclass(frozen=True)
@@ -63,3 +80,84 @@ def probe_actions(backend: Any, records: Sequence[dict], root: str | Path, adapt
         total = np.sum([c.delta for step in steps for c in step], axis=0) if steps else np.zeros(3)
         errors.append(float(np.linalg.norm(np.asarray(total) - np.asarray(r["displacement"])) * 100.0))
     return ActionProbe(tuple(errors), tuple(texts))
+
+
+def probe_subtasks(backend: Any, tasks: Sequence[str], langs: Sequence[str], seeds: Sequence[int], adapter: bool = True,
+                   max_new_tokens: int = 120) -> list[dict]:
+    """Stage 1 on fresh sim scenes: one row per (task, lang, seed) with the instruction, the simulator's
+    subtasks, the model's, and `exact` (the same list) / `first` (the same first subtask: the right object).
+
+    `first` is the figure to read: the rules labeler that wrote the model's training data words the
+    later subtasks of a put-task its own way ("move the banana over the plate", "place ...", "move the
+    arm away" where the simulator's phases say "move the banana above the plate", "release ..."), so
+    `exact` can only hold for pick-up tasks."""
+    from robot.sim.robot import SimConfig, SimRobot
+    from robot.sim.tasks import make_task
+
+    sim = SimRobot(SimConfig(image_size=256))  # the camera the loop sees; the processor resizes it
+    sim.connect()
+    rows = []
+    try:
+        for name in tasks:
+            for seed in seeds:
+                task = make_task(name, seed=seed)
+                sim.reset(seed, task=task)
+                image, expected = sim.observe().image, task.subtasks(sim)
+                for lang in langs:
+                    instruction = task.instruction(lang)
+                    text = backend.generate([user_message(subtasks_prompt(instruction))], [image], "subtasks",
+                                            constraint_regex=subtasks_regex(), adapter=adapter, max_new_tokens=max_new_tokens).text()
+                    try:
+                        said = parse_subtasks(text)
+                    except PromptFormatError:
+                        said = []
+                    rows.append({"task": name, "lang": lang, "seed": seed, "instruction": instruction, "expected": expected,
+                                 "said": said, "exact": said == expected, "first": bool(said) and said[0] == expected[0]})
+    finally:
+        sim.disconnect()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+    import os
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    ap = argparse.ArgumentParser(prog="python -m training.micro.probe", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", required=True, help="base model folder")
+    ap.add_argument("--adapter", help="LoRA folder (without it: the model as it is)")
+    ap.add_argument("--dlan", help="D_lan folder for the action probe (omit to skip it)")
+    ap.add_argument("--records", type=int, default=10, help="D_lan records for the action probe (every k-th, spread over the set)")
+    ap.add_argument("--tasks", default="pick_up,pick_and_place,pick_place_lift,pick_up_semantic")
+    ap.add_argument("--langs", default="en,es,zh,hi")
+    ap.add_argument("--seeds", default="2000000,2000001,2000002", help="scene seeds for the subtask probe (disjoint from training's)")
+    ap.add_argument("--base-too", action="store_true", help="also probe with the adapter switched off")
+    a = ap.parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    from policy.backends.hf import HFBackend
+    from training.dlan import read_records
+
+    hf_logging.disable_progress_bar()
+    backend = HFBackend.from_pretrained(a.model, adapter=a.adapter)
+    out: dict[str, Any] = {"model": a.model, "adapter": a.adapter}
+    for label, on in [("adapter", True)] + ([("base", False)] if a.base_too and a.adapter else []):
+        res: dict[str, Any] = {}
+        if a.dlan:
+            records = read_records(a.dlan)
+            picked = records[:: max(1, len(records) // a.records)][: a.records]
+            probe = probe_actions(backend, picked, a.dlan, adapter=on)
+            res["actions"] = {"records": len(picked), "parse_rate": probe.parse_rate, "mean_error_cm": probe.mean_error_cm}
+        rows = probe_subtasks(backend, a.tasks.split(","), a.langs.split(","), [int(s) for s in a.seeds.split(",")], adapter=on)
+        res["subtasks"] = {lang: {"exact": float(np.mean([r["exact"] for r in rows if r["lang"] == lang])),
+                                  "first": float(np.mean([r["first"] for r in rows if r["lang"] == lang])),
+                                  "n": sum(r["lang"] == lang for r in rows)} for lang in a.langs.split(",")}
+        res["subtask_examples"] = [{k: r[k] for k in ("instruction", "expected", "said")} for r in rows[:: max(1, len(rows) // 6)]]
+        out[label] = res
+    print(json.dumps(out, ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
