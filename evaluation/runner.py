@@ -40,6 +40,9 @@ def _backend(spec: PolicySpec) -> Any:
 
     try:
         if spec.kind == "hf":
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # the trials' own bar says what is happening; a loading bar per worker is noise
             return make_backend("hf", model=spec.model, adapter=spec.adapter)
         if spec.kind == "openai":
             return make_backend("openai", server=spec.server, model=spec.model or "vlm2vla", base_model=spec.base_model)
