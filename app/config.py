@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.report_view import DEFAULT_FOLDER as REPORT_FOLDER
+from app.report_view import default_folder as default_report_folder
 
 AUTH_ENV = "VLM2VLA_AUTH"
 #: The embedded default model (python -m training.micro ... ship --to assets/micro): base + LoRA adapter.
@@ -67,9 +68,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pace", type=float, default=0.2,
                    help="seconds per arm step, so a simulated arm moves in real time (5 Hz = 0.2; 0 = as fast as it computes)")
     p.add_argument("--logs", default="out/app-logs", help="folder for the episode logs offered as downloads")
-    p.add_argument("--report", default=REPORT_FOLDER, metavar="DIR",
+    p.add_argument("--report", default=None, metavar="DIR",
                    help="folder of the evaluation report the Evaluation tab shows, read-only (default results/, where "
-                        "python -m evaluation.report writes it); re-read when the tab is opened")
+                        "python -m evaluation.report writes it, or the shipped micro model's report until results/ has "
+                        "one); re-read when the tab is opened")
     return p
 
 
@@ -126,5 +128,5 @@ def from_args(argv: list[str] | None = None, env: dict[str, str] | None = None) 
         robot=a.robot, policy=a.policy, model=model, adapter=adapter, server=a.server, validator=validator,
         camera=a.camera, host=a.host, port=a.port, share=a.share, auth=auth, seed=a.seed,
         max_retries=a.max_retries, stream_cps=max(0.0, a.stream_cps), logs=a.logs, pace=max(0.0, a.pace),
-        report=a.report,
+        report=a.report or default_report_folder(),
     )

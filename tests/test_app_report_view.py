@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.config import from_args, parser
-from app.report_view import figures_html, make_commands, read_report, report_panels
+from app.report_view import default_folder, figures_html, make_commands, read_report, report_panels
 from tests.app_helpers import make_report
 
 FIGURE = Path(__file__).resolve().parents[1] / "assets" / "eval_trials.png"  # a figure evaluation.report made
@@ -109,3 +109,14 @@ def _jpeg() -> bytes:
     buf = BytesIO()
     Image.new("RGB", (8, 8)).save(buf, "JPEG")
     return buf.getvalue()
+
+
+def test_the_default_folder_is_yours_once_it_has_a_report_and_the_shipped_one_before(tmp_path):
+    results, shipped = tmp_path / "results", tmp_path / "shipped"
+    assert default_folder(results, shipped) == str(results)  # neither: the folder the commands write to
+    shipped.mkdir()
+    (shipped / "report.md").write_text("| a |\n")
+    assert default_folder(results, shipped) == str(shipped)
+    results.mkdir()
+    (results / "report.md").write_text("| b |\n")
+    assert default_folder(results, shipped) == str(results)
