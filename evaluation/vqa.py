@@ -186,9 +186,12 @@ def heldout_answers(model: str, adapters: list[str], data: Path, max_new_tokens:
                     labels: list[str] | None = None, base_label: str | None = None) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
     """The held-out items and each model's answers to them: (items, {label: answers}); the base model
     first (the first load with its adapter switched off), then each adapter."""
+    from transformers.utils import logging as hf_logging
+
     from policy.backends.hf import HFBackend
     from policy.vqa import VQA
 
+    hf_logging.disable_progress_bar()  # a command's output is its table, not a loading bar per model
     items = load_heldout(data)
     labels = labels or [Path(a.rstrip("/")).name for a in adapters]
     out: dict[str, list[str]] = {}
