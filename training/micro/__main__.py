@@ -190,11 +190,13 @@ and a LoRA adapter that makes it a robot policy. Built by `python -m training.mi
   no action text): {pre['steps']} steps of {pre['config']['batch_size']} conversations, lr {pre['config']['learning_rate']},
   loss {pre['first_loss']:.2f} -> {pre['final_loss']:.2f}, {pre['seconds'] / 60:.1f} min at {pre['tokens_per_s']:.0f} tokens/s.
 - `lora/`: `training.finetune` on {records} D_lan records from expert episodes of pick_up, pick_and_place and
-  pick_place_lift with **English instructions only** (stages: subtasks, actions), {lora.get('global_step')} steps,
+  pick_place_lift with **English instructions only** (stages: subtasks, actions; each episode's subtask list
+  {lora['config'].get('subtasks_repeat', 1)} times), {lora.get('global_step')} steps,
   train loss {lora.get('train_loss', float('nan')):.2f}, eval loss {lora.get('eval_loss') or float('nan'):.2f}, {lora.get('seconds', 0) / 60:.1f} min.
   Hyperparameters that differ from the 12B recipe (and why): lr 1e-3 instead of 5e-5 and rank 32 (a model this
-  small, trained from scratch, moves slowly at the paper's rate), 5 epochs, batch 16, no validator samples
-  (the demo judges with the simulator).
+  small, trained from scratch, moves slowly at the paper's rate), 5 epochs, batch 16, the subtask lists repeated
+  (one per episode against one action sample per step: without it stage 1 collapsed onto one object), no
+  validator samples (the demo judges with the simulator).
 - Departure from the paper's prompt: the stage-2 prompt carries the gripper position
   ("Gripper at: x .. cm, y .. cm, z .. cm", `policy.prompts.format_position`) for every backend.
 
