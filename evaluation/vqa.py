@@ -183,9 +183,10 @@ def relaxed_match(answer: str, reference: str, tolerance: float) -> bool:
 
 
 def heldout_answers(model: str, adapters: list[str], data: Path, max_new_tokens: int = 32,
-                    labels: list[str] | None = None, base_label: str | None = None) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+                    labels: list[str] | None = None, base_label: str | None = None,
+                    base: bool = True) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
     """The held-out items and each model's answers to them: (items, {label: answers}); the base model
-    first (the first load with its adapter switched off), then each adapter."""
+    first (the first load with its adapter switched off; `base=False` skips it), then each adapter."""
     from transformers.utils import logging as hf_logging
 
     from policy.backends.hf import HFBackend
@@ -197,7 +198,7 @@ def heldout_answers(model: str, adapters: list[str], data: Path, max_new_tokens:
     out: dict[str, list[str]] = {}
     for i, adapter in enumerate(adapters or [None]):
         vqa = VQA(HFBackend.from_pretrained(model, adapter=adapter), max_new_tokens=max_new_tokens)
-        if i == 0:
+        if i == 0 and (base or adapter is None):
             out[base_label or Path(model.rstrip("/")).name] = [vqa.ask(it["image"], it["question"], adapter=False).text() for it in items]
         if adapter is not None:
             out[labels[i]] = [vqa.ask(it["image"], it["question"], adapter=True).text() for it in items]
@@ -263,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     ho.add_argument("--name", help="the benchmark's row name (default: the data file's name)")
     ho.add_argument("--base-label")
     ho.add_argument("--tuned", action="store_true",
-                    help="--model is itself a tuned model (a full fine-tune): its column is --base-label, compared with the base already in OUT")
+                    help="add tuned models to the table of the base already in OUT: --model itself (a full fine-tune; its column "
+                         "is --base-label) or, with --adapter, only the adapters")
     ho.add_argument("--label", action="append", default=[], help="column name per --adapter, in order")
     ho.add_argument("--max-new-tokens", type=int, default=32)
     ho.add_argument("--tolerance", type=float, default=None,
@@ -291,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.tuned and not (args.out / "vqa.json").exists():  # before the answering, not after it
                 raise VQAError(f"{args.out}/vqa.json does not exist yet: score the base model first (then add tuned models to it)")
             items, answers = heldout_answers(args.model, args.adapter, args.data, args.max_new_tokens, args.label or None,
-                                             args.base_label)
+                                             args.base_label, base=not args.tuned)
             base = args.base_label or Path(args.model.rstrip("/")).name
             name = args.name or re.sub(r"\.jsonl?$", "", args.data.name)
             tol = args.tolerance or 0.0

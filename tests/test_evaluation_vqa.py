@@ -75,6 +75,12 @@ def test_heldout_cli_scores_base_and_adapter(tiny_model_dir, tiny_adapter_dir, t
     assert set(data["scores"]["held"]) == {"tiny", "lora", "full"} and set(data["scores"]["held (±0.5)"]) == {"full"}
     answers = json.loads((out / "vqa-answers" / "held.json").read_text())
     assert answers["tolerance"] == 0.5 and len(answers["items"]) == 2 and set(answers["items"][0]["answers"]) == {"full"}
+    # --tuned with an adapter: only the adapter is asked (the base's column is already in OUT)
+    assert main(["heldout", "--model", str(tiny_model_dir), "--adapter", str(tiny_adapter_dir), "--label", "lora2", "--tuned",
+                 "--data", str(tmp_path / "held.jsonl"), "--max-new-tokens", "4", "--out", str(out)]) == 0
+    capsys.readouterr()
+    answers = json.loads((out / "vqa-answers" / "held.json").read_text())
+    assert set(answers["items"][0]["answers"]) == {"lora2"} and json.loads((out / "vqa.json").read_text())["models"][-1] == "lora2"
     assert main(["heldout", "--model", str(tiny_model_dir), "--tuned", "--data", str(tmp_path / "held.jsonl"),
                  "--out", str(tmp_path / "empty")]) == 2
     assert "score the base model first" in capsys.readouterr().err
