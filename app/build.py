@@ -34,6 +34,9 @@ def build_runtime(cfg: AppConfig, camera_fps: float = 12.0) -> Runtime:
 
     model_backend = None
     if cfg.policy == "hf":
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # start-up ends with the demo's address, not a loading bar
         model_backend = make_backend("hf", model=cfg.model, adapter=cfg.adapter)
     elif cfg.policy == "openai":
         model_backend = make_backend("openai", server=cfg.server, model=cfg.model)
