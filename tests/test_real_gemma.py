@@ -4,11 +4,16 @@ The session fixture prepares it once into the project-local cache (~1-4 min on 2
 kept between runs); the model is loaded once for the module. Checks: Gemma's tokenizer and
 the Gemma 3 processor layout, the composed VLM's text logits against the causal LM's (computed
 from the GGUF at preparation), xgrammar's mask for the action grammar against the grammar
-itself with Gemma's 262k vocabulary (fuzzed), and one constrained generation.
+itself with Gemma's 262k vocabulary (fuzzed), one constrained generation in-process and one
+through the `openai` backend against `policy.serve`; the log-prob study scores exactly the
+action block's tokens; the AT codec's tokens chosen from Gemma's vocabulary spell every digit
+as one token; a LoRA step on it saves, reloads, changes the logits and names only modules vLLM
+loads for Gemma 3.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -128,3 +133,126 @@ def test_one_constrained_generation_parses(gemma):
     assert re.fullmatch(regex, text), text
     parse_actions(parse_plan_actions(text).actions)
     assert stream.stats.finished and stream.stats.tokens > 5
+
+
+def test_the_openai_backend_against_policy_serve_decodes_constrained(gemma):
+    """The wire path over real weights: the regex travels as `structured_outputs`, the server masks
+    Gemma's 262k vocabulary with it, the streamed answer parses."""
+    from policy.backends.openai import OpenAIBackend
+    from policy.serve import ChatServer
+
+    regex = action_stage_regex(BLOCK_REGEX)
+    msgs = [user_message(action_prompt("pick up the carrot", ["reach for the carrot", "grasp the carrot"], 0))]
+    image = np.random.default_rng(1).integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    with ChatServer(gemma, base_name="gemma-3-270m", lora_name=None) as server:
+        backend = OpenAIBackend(server.url, model="gemma-3-270m")
+        stream = backend.generate(msgs, [image], "actions", constraint_regex=regex, max_new_tokens=160)
+        text = stream.text()
+        backend.close()
+        body = server.requests[-1]
+    assert body["structured_outputs"] == {"regex": regex} and body["model"] == "gemma-3-270m"
+    assert body["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert re.fullmatch(regex, text), text
+    parse_actions(parse_plan_actions(text).actions)
+    assert stream.stats.tokens > 5
+
+
+@pytest.fixture(scope="module")
+def small_dlan(tmp_path_factory):
+    from tests.dlan_helpers import make_dlan
+
+    return make_dlan(tmp_path_factory.mktemp("dlan") / "d", episodes=2, steps=2)
+
+
+def test_logprob_scores_exactly_the_action_blocks_tokens(gemma, small_dlan):
+    """Fig. 3's span on Gemma's tokenizer (256 image tokens expanded): the scored tokens spell the
+    block, the first one carrying only the space of 'Actions: ' (Gemma writes ' [[' as one token);
+    scoring only the kept positions gives the full forward pass's values."""
+    import torch
+    from PIL import Image
+
+    from policy.language import ReservedTokensCodec, get_codec
+    from training.dlan import read_records
+    from training.finetune import build_samples
+    from training.logprob import action_logprob, action_span
+
+    record = read_records(small_dlan)[0]
+    image = Image.open(small_dlan / record["image"]).convert("RGB")
+    tok = gemma.tokenizer
+    for codec in (get_codec("verbalized"), ReservedTokensCodec([f"<unused{i}>" for i in range(10)])):
+        (sample,) = build_samples([record], small_dlan, codec, ("actions",))
+        text = codec.encode(record["actions"])
+        enc, span = action_span(gemma.processor, sample, text, image)
+        ids = enc["input_ids"][0]
+        assert (ids == 262_144).sum() == 256
+        assert tok.decode(ids[span]) == " " + text
+        assert span == list(range(span[0], span[-1] + 1))
+    mean_lp, n = action_logprob(gemma.model, gemma.processor, sample, text, image)
+    with torch.no_grad():
+        full = torch.log_softmax(gemma.model(**enc).logits[0].float(), dim=-1)
+    expect = full[[i - 1 for i in span], ids[span]].mean().item()
+    assert n == len(span) and abs(mean_lp - expect) < 1e-4
+
+
+def test_at_codec_tokens_chosen_from_gemmas_vocabulary_spell_one_token_per_digit(gemma, small_dlan):
+    from policy.language import ReservedTokensCodec, verbalize_actions
+    from training.dlan import read_records
+    from training.finetune import build_samples, select_reserved_tokens
+
+    samples = build_samples(read_records(small_dlan)[:3], small_dlan, None, ("actions",))
+    texts = [gemma.processor.apply_chat_template(s["messages"], tokenize=False) for s in samples]
+    digits, info = select_reserved_tokens(gemma.model, gemma.processor, texts)
+    tok = gemma.tokenizer
+    assert len(set(digits)) == 10 and info["mean_logprob"] == sorted(info["mean_logprob"])
+    for t, i in zip(digits, info["token_ids"]):
+        assert tok(t, add_special_tokens=False)["input_ids"] == [i] and i not in tok.all_special_ids and i < 262_144
+    assert not any(t in text for t in digits for text in texts)
+    codec = ReservedTokensCodec(digits)
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        canonical = verbalize_actions(rng.normal(0, 0.03, (6, 3)), (rng.random(6) > 0.5).astype(float))
+        encoded = codec.encode(canonical)
+        pieces = [tok.decode([i]) for i in tok(encoded, add_special_tokens=False)["input_ids"]]
+        assert sum(p in digits for p in pieces) == sum(c.isdigit() for c in canonical), pieces
+        assert codec.decode(encoded) == parse_actions(canonical)
+
+
+def _fake_adapter(folder, keys, target_modules):
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir()
+    save_file({k: torch.zeros(2, 2) for k in keys}, str(folder / "adapter_model.safetensors"))
+    (folder / "adapter_config.json").write_text(json.dumps({"r": 16, "target_modules": target_modules, "modules_to_save": None}))
+    return folder
+
+
+def test_vllm_module_mapping_refuses_what_vllm_refuses(tmp_path):
+    from training.finetune import LANGUAGE_MODEL_TARGETS
+    from training.gemma270m import vllm_lora_modules
+
+    lm = "base_model.model.model.language_model.layers.0."
+    ok = _fake_adapter(tmp_path / "ok", [lm + "self_attn.q_proj.lora_A.weight", lm + "mlp.down_proj.lora_B.weight"], LANGUAGE_MODEL_TARGETS)
+    got = vllm_lora_modules(ok)
+    assert got["loadable"] and got["modules"] == ["language_model.model.layers.0.mlp.down_proj", "language_model.model.layers.0.self_attn.q_proj"]
+    tower = _fake_adapter(tmp_path / "tower", [lm + "self_attn.q_proj.lora_A.weight",
+                                                "base_model.model.model.vision_tower.vision_model.encoder.layers.0.self_attn.q_proj.lora_A.weight"],
+                          "all-linear")
+    got = vllm_lora_modules(tower)
+    assert not got["loadable"] and got["refused"] == ["vision_tower.vision_model.encoder.layers.0.self_attn.q_proj"]
+    head = _fake_adapter(tmp_path / "head", [lm + "self_attn.q_proj.lora_A.weight"], ["q_proj", "lm_head"])
+    assert not vllm_lora_modules(head)["loadable"]
+
+
+def test_a_lora_step_on_the_270m_reloads_changes_logits_and_names_vllms_modules(gemma270m_dir, small_dlan, tmp_path):
+    from training.finetune import FinetuneConfig, finetune
+    from training.gemma270m import check_adapter
+
+    out = tmp_path / "run"
+    s = finetune(FinetuneConfig(base=str(gemma270m_dir), data=str(small_dlan), out=str(out), stages="actions", batch_size=1,
+                                max_steps=1, learning_rate=1e-3, lr_scheduler="constant", eval_fraction=0.0, save_steps=1000))
+    assert s["global_step"] == 1 and np.isfinite(s["train_loss"])
+    got = check_adapter(out, gemma270m_dir)
+    assert got["max_abs_logit_diff_on_off"] > 1e-3
+    v = got["vllm"]
+    assert v["loadable"] and not v["refused"] and len(v["modules"]) == 18 * 7 and v["rank"] == 16

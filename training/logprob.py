@@ -2,14 +2,17 @@
 
     python -m training.logprob --base google/gemma-3-12b-it --data dlan --out logprob
     python -m training.logprob --base tiny --data dlan --out logprob --max-samples 50
+    python -m training.logprob --base .cache/gemma-3-270m/vlm --data dlan --out logprob-text --no-image \\
+        --codec-file logprob/logprob.json        # text-only context, the AT tokens of an earlier study
 
 For every stage-2 sample of D_lan (current image + subtask prompt -> "Plan: ...\\nActions: [...]")
 and for each action codec -- `verbalized` (decimal text) and `reserved_tokens` (VLM2VLA-AT,
 digits spelled with the base model's least-likely tokens) -- this computes the mean per-token
 log-probability of the action block's tokens under the base model, teacher-forced on the
-rendered chat (image, prompt and plan included as context). The reserved tokens are chosen as
-in training (`training.finetune.select_reserved_tokens`) or read from an adapter's
-action_codec.json with `--codec-file`.
+rendered chat (image, prompt and plan included as context; `--no-image` leaves the image out,
+for a base whose vision tower is untrained). The reserved tokens are chosen as in training
+(`training.finetune.select_reserved_tokens`) or read with `--codec-file` from an adapter's
+action_codec.json or an earlier study's logprob.json.
 
 Writes <out>/logprob.html (overlaid plotly histograms) and <out>/logprob.json (per-codec
 summary statistics and the per-sample values), and prints the summary as JSON.
@@ -30,11 +33,27 @@ from policy.prompts import ACTIONS_PREFIX
 __all__ = ["action_span", "action_logprob", "logprob_study", "write_outputs", "main"]
 
 
+def _without_images(messages: list[dict]) -> list[dict]:
+    """The messages with their image placeholders removed (text-only context)."""
+    out = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list):
+            m = {**m, "content": [c for c in content if not (isinstance(c, dict) and c.get("type") == "image")]}
+        out.append(m)
+    return out
+
+
 def action_span(processor: Any, sample: dict, action_text: str, image: Any) -> tuple[dict, list[int]]:
-    """The processor's inputs for the rendered sample and the indices of the action block's tokens."""
+    """The processor's inputs for the rendered sample and the indices of the action block's tokens.
+    `image=None` renders the sample without its image (text-only context)."""
     tok = processor.tokenizer
-    text = processor.apply_chat_template(sample["messages"], tokenize=False)
-    enc = processor(text=[text], images=[[image]], return_tensors="pt", add_special_tokens=False)
+    if image is None:
+        text = processor.apply_chat_template(_without_images(sample["messages"]), tokenize=False)
+        enc = processor(text=[text], return_tensors="pt", add_special_tokens=False)
+    else:
+        text = processor.apply_chat_template(sample["messages"], tokenize=False)
+        enc = processor(text=[text], images=[[image]], return_tensors="pt", add_special_tokens=False)
     # Locate the action block's characters in the text the processor tokenized (images expanded).
     expanded = text.replace(processor.boi_token, processor.full_image_sequence)
     anchor = expanded.rfind(ACTIONS_PREFIX + action_text)
@@ -59,9 +78,12 @@ def action_logprob(model: Any, processor: Any, sample: dict, action_text: str, i
     ids = enc["input_ids"][0]
     device = next(model.parameters()).device
     inputs = {k: v.to(device) for k, v in enc.items()}
+    # Only the positions that predict the block need the vocabulary projection (262k columns for Gemma).
+    first = span[0] - 1
+    keep = int(ids.shape[0]) - first
     with torch.no_grad():
-        logits = model(**inputs).logits[0].float()
-    lp = torch.log_softmax(logits[[i - 1 for i in span]], dim=-1)
+        logits = model(**inputs, logits_to_keep=keep).logits[0].float()
+    lp = torch.log_softmax(logits[[i - 1 - first for i in span]], dim=-1)
     values = lp.gather(1, ids[span].to(device)[:, None])[:, 0]
     return float(values.mean()), len(span)
 
@@ -75,6 +97,7 @@ def logprob_study(
     dtype: Any = None,
     device: str | None = None,
     progress: bool = True,
+    images: bool = True,
 ) -> dict:
     """Per-sample mean action log-probabilities for both codecs; returns the summary dict."""
     from PIL import Image
@@ -90,15 +113,20 @@ def logprob_study(
     model, processor = lm.model, lm.processor
     if codec_file is not None:
         p = Path(codec_file)
-        reserved = load_codec(p.parent if p.name == "action_codec.json" else p)
+        if p.suffix == ".json" and p.name != "action_codec.json":  # an earlier study's logprob.json
+            reserved = get_codec("reserved_tokens", json.loads(p.read_text())["reserved_tokens"])
+        else:
+            reserved = load_codec(p.parent if p.name == "action_codec.json" else p)
         if reserved.name != "reserved_tokens":
             raise ValueError(f"{codec_file} does not hold a reserved_tokens codec")
         how = f"read from {codec_file}"
+        chosen = {}
     else:
         ref = _reference_texts(build_samples(records, data, None, ("actions",)), processor, reference_samples)
         digits, info = select_reserved_tokens(model, processor, ref)
         reserved = get_codec("reserved_tokens", digits)
         how = info["method"]
+        chosen = {"token_ids": info["token_ids"], "mean_logprob": info["mean_logprob"], "reference_tokens": info["reference_tokens"]}
     codecs = {"verbalized": get_codec("verbalized"), "reserved_tokens": reserved}
 
     per: dict[str, list[dict]] = {name: [] for name in codecs}
@@ -113,11 +141,11 @@ def logprob_study(
         codec = codecs[name]
         (sample,) = build_samples([r], data, codec, ("actions",))
         img_path = str(sample["images"][0])
-        if img_path not in cache:
+        if images and img_path not in cache:
             cache.clear()
             cache[img_path] = Image.open(img_path).convert("RGB")
         encoded = codec.encode(r["actions"])
-        mean_lp, n = action_logprob(model, processor, sample, encoded, cache[img_path])
+        mean_lp, n = action_logprob(model, processor, sample, encoded, cache[img_path] if images else None)
         per[name].append({"episode": r["episode"], "step": r["step"], "mean_logprob": mean_lp, "tokens": n})
 
     def stats(rows: Sequence[dict]) -> dict:
@@ -138,6 +166,8 @@ def logprob_study(
         "data": str(Path(data).resolve()),
         "reserved_tokens": list(reserved.digit_tokens),
         "reserved_tokens_chosen_by": how,
+        "reserved_tokens_info": chosen,
+        "images": images,
         "summary": {name: stats(rows) for name, rows in per.items()},
         "samples": per,
     }
@@ -180,20 +210,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="logprob", help="folder for logprob.html and logprob.json")
     ap.add_argument("--codec-file", default=None, help="an adapter's action_codec.json (default: choose the tokens here)")
     ap.add_argument("--max-samples", type=int, default=200, help="D_lan steps to score (first N by episode)")
+    ap.add_argument("--reference-samples", type=int, default=32, help="rendered samples whose text ranks the tokens for the AT codec")
+    ap.add_argument("--no-image", action="store_true",
+                    help="score without the camera image (text-only context), e.g. for a base whose vision tower is untrained")
     ap.add_argument("--dtype", default=None, help="bfloat16 | float32 (default: bf16 on GPU, fp32 on CPU)")
     ap.add_argument("--device", default=None, help="cuda | cpu (default: cuda if available)")
     ap.add_argument("--plotlyjs", default="inline", choices=["inline", "cdn"], help="embed plotly.js (offline) or link it")
     args = ap.parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
     from policy.model import ModelLoadError
     from training.finetune import FinetuneError
 
+    hf_logging.disable_progress_bar()  # transformers' weight-loading bar; the study's own bar stays
+
     try:
-        result = logprob_study(args.base, args.data, args.codec_file, args.max_samples, dtype=args.dtype, device=args.device)
+        result = logprob_study(args.base, args.data, args.codec_file, args.max_samples, args.reference_samples,
+                               dtype=args.dtype, device=args.device, images=not args.no_image)
     except (FinetuneError, ModelLoadError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     html, js = write_outputs(result, args.out, True if args.plotlyjs == "inline" else "cdn")
-    print(json.dumps({"digit_tokens": result["reserved_tokens"], "summary": result["summary"]}, ensure_ascii=False))
+    print(json.dumps({"digit_tokens": result["reserved_tokens"], **result["reserved_tokens_info"], "summary": result["summary"]},
+                     ensure_ascii=False))
     print(f"histogram: {html}\nsummary: {js}")
     return 0
 
