@@ -99,9 +99,10 @@ def arm_pace(rt, step_s: float):
 
 @pytest.fixture
 def slow_arm(server):
-    """The arm at 2 Hz for one test: the longest task then runs ~25 s, so an interruption
-    sent from the page always lands mid-episode."""
-    with arm_pace(server[0], 0.5):
+    """The arm at 1.5 s a step for one test: the longest task then runs ~2 min, so an interruption
+    sent from the page lands mid-episode even when a loaded machine's page lags the server by 40 s
+    (at 0.5 s a step the episode once finished, 40.5 s, before the page's Stop arrived)."""
+    with arm_pace(server[0], 1.5):
         yield
 
 
