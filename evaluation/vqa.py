@@ -158,8 +158,11 @@ def load_heldout(path: Path) -> list[dict[str, Any]]:
 
 def accuracy(answer_fn: Callable[[Any, str], str], items: list[dict[str, Any]]) -> float:
     """% of items whose normalized answer equals the normalized reference."""
-    hits = sum(normalize_answer(answer_fn(it["image"], it["question"])) == normalize_answer(it["answer"]) for it in items)
-    return 100.0 * hits / len(items)
+    return 100.0 * sum(exact_match(answer_fn(it["image"], it["question"]), it["answer"]) for it in items) / len(items)
+
+
+def exact_match(answer: str, reference: str) -> bool:
+    return normalize_answer(answer) == normalize_answer(reference)
 
 
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
@@ -170,14 +173,12 @@ def relaxed_match(answer: str, reference: str, tolerance: float) -> bool:
 
     A held-out answer like "x 39.4 cm, y 2.2 cm, z 9.2 cm" is judged as a measurement (ChartQA's
     relaxed accuracy, in absolute units): exact match to a tenth of a centimetre asks more of a
-    model than the question does. Answers without numbers are judged by exact match.
+    model than the question does. Whatever exact match accepts, this accepts too.
     """
-    a, r = normalize_answer(answer), normalize_answer(reference)
-    # normalize_answer drops the decimal point: compare numbers on the raw text
+    # normalize_answer drops the decimal point: numbers are read from the raw text, the words compared
+    # normalized with every number replaced by 0
     na, nr = _NUMBER.findall(answer), _NUMBER.findall(reference)
-    if not nr:
-        return a == r
-    if len(na) != len(nr) or _NUMBER.sub("#", answer.lower().strip(" .")) != _NUMBER.sub("#", reference.lower().strip(" .")):
+    if len(na) != len(nr) or not exact_match(_NUMBER.sub(" 0 ", answer), _NUMBER.sub(" 0 ", reference)):
         return False
     return all(abs(float(x.replace(",", ".")) - float(y.replace(",", "."))) <= tolerance + 1e-9 for x, y in zip(na, nr))
 
@@ -207,7 +208,7 @@ def heldout_answers(model: str, adapters: list[str], data: Path, max_new_tokens:
 
 def heldout_scores(items: list[dict[str, Any]], answers: list[str], tolerance: float) -> dict[str, Any]:
     """Exact and relaxed accuracy (%) of one model's answers, overall and per question kind."""
-    exact = [normalize_answer(a) == normalize_answer(it["answer"]) for it, a in zip(items, answers)]
+    exact = [exact_match(a, it["answer"]) for it, a in zip(items, answers)]
     relaxed = [relaxed_match(a, it["answer"], tolerance) for it, a in zip(items, answers)]
     kinds: dict[str, list[int]] = {}
     for it, e, r in zip(items, exact, relaxed):
@@ -218,23 +219,21 @@ def heldout_scores(items: list[dict[str, Any]], answers: list[str], tolerance: f
             "by_kind": {k: {"n": n, "exact": pct(e, n), "relaxed": pct(r, n)} for k, (n, e, r) in sorted(kinds.items())}}
 
 
-def heldout_accuracy(model: str, adapters: list[str], data: Path, max_new_tokens: int = 32,
-                     labels: list[str] | None = None, base_label: str | None = None) -> dict[str, float]:
-    """Accuracy (%) of the base model and of each adapter on a held-out JSONL set: {label: accuracy}."""
-    items, answers = heldout_answers(model, adapters, data, max_new_tokens, labels, base_label)
-    return {label: heldout_scores(items, said, 0.0)["exact"] for label, said in answers.items()}
-
-
 def write_answers(out: Path, name: str, items: list[dict[str, Any]], answers: dict[str, list[str]], tolerance: float) -> Path:
-    """OUT/vqa-answers/<name>.json: every question with each model's answer and both verdicts, and the
-    per-kind scores (what to read when a score surprises)."""
+    """OUT/vqa-answers/<name>.json: every question with each model's answer, and the per-kind scores
+    (what to read when a score surprises). Models another run wrote there on the same questions are
+    kept (as vqa.json keeps their columns) and re-scored with this `tolerance`."""
     folder = out / "vqa-answers"
     folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    if path.exists():
+        before = json.loads(path.read_text(encoding="utf-8"))["items"]
+        if [r["question"] for r in before] == [it["question"] for it in items]:
+            answers = {**{label: [r["answers"][label] for r in before] for label in before[0]["answers"]}, **answers}
     rows = [{"kind": it.get("kind"), "lang": it.get("lang"), "question": it["question"], "reference": it["answer"],
              "answers": {label: said[i] for label, said in answers.items()}} for i, it in enumerate(items)]
     data = {"tolerance": tolerance, "scores": {label: heldout_scores(items, said, tolerance) for label, said in answers.items()},
             "items": rows}
-    path = folder / f"{name}.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
     tmp.replace(path)

@@ -32,6 +32,7 @@ def test_relaxed_match_judges_numbers_as_measurements():
     assert not relaxed_match("22.1 cm atrás, 1.7 cm a la izquierda", "22.1 cm atrás, 1.7 cm a la derecha", 2.0)  # words differ
     assert relaxed_match("22,0 cm atrás", "22.1 cm atrás", 0.5)  # a decimal comma reads as a point
     assert relaxed_match("The plate.", "plate", 2.0) and not relaxed_match("pot", "plate", 2.0)  # no numbers: exact
+    assert relaxed_match("The 3.", "3", 0.0)  # whatever exact match accepts
     items = [{"kind": "coords", "answer": ref}, {"kind": "colour", "answer": "red"}]
     s = heldout_scores(items, ["x 39.0 cm, y 2.2 cm, z 9.2 cm", "red"], 1.0)
     assert s["exact"] == 50.0 and s["relaxed"] == 100.0
@@ -74,13 +75,14 @@ def test_heldout_cli_scores_base_and_adapter(tiny_model_dir, tiny_adapter_dir, t
     assert rc == 0 and data["base"] == "tiny" and data["models"] == ["tiny", "lora", "full"]
     assert set(data["scores"]["held"]) == {"tiny", "lora", "full"} and set(data["scores"]["held (±0.5)"]) == {"full"}
     answers = json.loads((out / "vqa-answers" / "held.json").read_text())
-    assert answers["tolerance"] == 0.5 and len(answers["items"]) == 2 and set(answers["items"][0]["answers"]) == {"full"}
+    assert answers["tolerance"] == 0.5 and len(answers["items"]) == 2 and set(answers["items"][0]["answers"]) == {"tiny", "lora", "full"}
     # --tuned with an adapter: only the adapter is asked (the base's column is already in OUT)
     assert main(["heldout", "--model", str(tiny_model_dir), "--adapter", str(tiny_adapter_dir), "--label", "lora2", "--tuned",
                  "--data", str(tmp_path / "held.jsonl"), "--max-new-tokens", "4", "--out", str(out)]) == 0
     capsys.readouterr()
     answers = json.loads((out / "vqa-answers" / "held.json").read_text())
-    assert set(answers["items"][0]["answers"]) == {"lora2"} and json.loads((out / "vqa.json").read_text())["models"][-1] == "lora2"
+    assert set(answers["items"][0]["answers"]) == {"tiny", "lora", "full", "lora2"}  # earlier runs' answers kept
+    assert json.loads((out / "vqa.json").read_text())["models"][-1] == "lora2"
     assert main(["heldout", "--model", str(tiny_model_dir), "--tuned", "--data", str(tmp_path / "held.jsonl"),
                  "--out", str(tmp_path / "empty")]) == 2
     assert "score the base model first" in capsys.readouterr().err
