@@ -36,6 +36,9 @@ Verbalization
     (5 cm), and the gripper does not change. Rounding uses error diffusion: each axis'
     rounding residual is carried into the next command, so the verbalized commands of a
     block sum to the true displacement within half a rounding unit (0.05 cm) per axis.
+    With `min_move` > 0, an axis whose carried motion is shorter than it is not written
+    yet: the motion waits in the residual until it adds up (a block then sums to the true
+    displacement within `min_move` per axis, and writes fewer, longer commands).
 
 The mid-level plan phrase (`plan_phrase`) names directions only: "move down and slightly
 forward, then close the gripper". `parse_plan` reads one back so a plan can be checked
@@ -315,6 +318,16 @@ class ChunkingParams:
     max_norm: float = 0.05  # the merged step's norm stays under this
     sign_deadband: float = 0.001  # axis motions smaller than this do not count as a sign change
     gripper_threshold: float = 0.5  # gripper >= threshold is open
+    # Shortest move written: a shorter axis motion is carried into the next step instead (0 = every
+    # move of at least one rounding unit). A small model copies the data's digit statistics, and
+    # sub-centimetre minor-axis moves dominate them unless they are folded into longer ones.
+    min_move: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (self.max_axis > 0 and self.max_norm > 0):
+            raise ValueError(f"ChunkingParams: max_axis and max_norm must be positive (got {self.max_axis}, {self.max_norm})")
+        if not 0 <= self.min_move <= self.max_axis:
+            raise ValueError(f"ChunkingParams: min_move must be in [0, max_axis={self.max_axis}] metres (got {self.min_move})")
 
 
 def binarize_gripper(gripper: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -402,6 +415,7 @@ def verbalize_actions(
     for motion, grip in chunk_deltas(deltas, gripper, params, initial_gripper):
         want = motion + residual
         units = np.round(want / _UNIT_M)
+        units[np.abs(want) < params.min_move] = 0  # too short to write yet: carried
         residual = want - units * _UNIT_M
         step = []
         for axis in range(3):

@@ -83,6 +83,32 @@ def test_chunks_respect_the_rules(ep):
             assert np.linalg.norm(motion) < p.max_norm
 
 
+@settings(max_examples=200, deadline=None)
+@given(episodes(), st.sampled_from([0.005, 0.01, 0.02]))
+def test_min_move_writes_only_long_moves_and_keeps_the_total(ep, min_move):
+    deltas, gripper, initial = ep
+    text = verbalize_actions(deltas, gripper, ChunkingParams(min_move=min_move), initial_gripper=initial)
+    block = parse_actions(text)
+    moves = [max(map(abs, c.delta)) for s in block for c in s if c.gripper is None]
+    assert all(m >= min_move - 1e-9 for m in moves), (text, min_move)
+    # the carried motion is what is left unwritten: under min_move per axis
+    np.testing.assert_array_less(np.abs(block_displacement(block) - deltas.sum(axis=0)), min_move + 1e-9)
+    assert [c.gripper for s in block for c in s if c.gripper] == expected_events(gripper, initial)
+
+
+def test_min_move_folds_minor_axis_jitter_into_longer_moves():
+    # a reach forward with 3 mm of sideways drift a step: written every step by default,
+    # and once (when it adds up past 1 cm) with min_move = 1 cm
+    deltas = np.tile([0.02, 0.003, 0.0], (5, 1))
+    default = verbalize_actions(deltas, np.ones(5), ChunkingParams(max_axis=0.02))
+    assert default.count("move left") == 5
+    folded = verbalize_actions(deltas, np.ones(5), ChunkingParams(max_axis=0.02, min_move=0.01))
+    assert folded == "[[move forward 2.0 cm], [move forward 2.0 cm], [move forward 2.0 cm], " \
+        "[move forward 2.0 cm, move left 1.2 cm], [move forward 2.0 cm]]"
+    with pytest.raises(ValueError, match="min_move"):
+        ChunkingParams(min_move=0.03)
+
+
 def test_example_from_the_paper():
     # two steps merge (down 2.5 cm, at the axis limit); the third would push z past
     # 2.5 cm so it starts a new step; the fourth would too (1.5 + 1.2 > 2.5); then a close

@@ -104,6 +104,24 @@ def test_cli_end_to_end_with_bad_episodes(tmp_path):
     assert r.returncode == 2 and "no such directory" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_min_move_writes_no_short_move_and_says_what_it_costs(tmp_path):
+    src = make_bridge(tmp_path / "in", 3)
+    out = tmp_path / "dlan"
+    r = cli("--input", src, "--out", out, "--min-move-cm", 1)
+    assert r.returncode == 0, r.stderr
+    assert "faithfulness: 0 of" in r.stdout  # checked within 1 cm, the carried motion
+    recs = list(iter_records(out))
+    moves = [max(map(abs, c.delta)) for rec in recs for s in parse_actions(rec["actions"]) for c in s if c.gripper is None]
+    assert moves and min(moves) >= 0.01 - 1e-9
+    for rec in recs:
+        assert np.all(np.abs(block_displacement(parse_actions(rec["actions"])) - rec["displacement"]) < 0.01 + 1e-9)
+    assert json.loads((out / "config.json").read_text())["chunking"]["min_move"] == 0.01
+    assert "| records failing the faithfulness check | 0 |" in (out / "README.md").read_text()
+    r = cli("--input", src, "--out", tmp_path / "bad", "--min-move-cm", 9)
+    assert r.returncode == 2 and "min_move" in r.stderr and "--min-move-cm" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
 episode_strategy = st.builds(
     lambda deltas, grip, instr, g0, source: (np.array(deltas), np.array(grip[: len(deltas)], dtype=float), instr, g0, source),
     st.lists(st.tuples(*[st.floats(-0.035, 0.035, allow_subnormal=False)] * 3), min_size=1, max_size=50),

@@ -23,7 +23,8 @@ A step is one subtask segment of an episode. Record fields:
     displacement  [dx, dy, dz] true net end-effector displacement of the step, metres
 
 Faithfulness (checked for every record before it is written, `record_problems`): the
-parsed action block sums to `displacement` within 0.05 cm per axis, and the plan's
+parsed action block sums to `displacement` within 0.05 cm per axis (within the chunking's
+`min_move` when moves shorter than it are carried, `faithful_tol`), and the plan's
 direction words agree with it (`policy.language.plan_agrees`).
 """
 
@@ -55,6 +56,7 @@ from training.labelers.base import Labeling
 __all__ = [
     "RECORD_FIELDS",
     "FAITHFUL_TOL",
+    "faithful_tol",
     "episode_slug",
     "build_records",
     "record_problems",
@@ -75,6 +77,12 @@ RECORD_FIELDS = ("episode", "step", "num_steps", "image", "instruction", "subtas
 #: What a training sample is made from (chat_samples): a record read back without one of these is refused.
 SAMPLE_FIELDS = ("episode", "step", "image", "instruction", "subtasks", "subtask", "plan", "actions")
 FAITHFUL_TOL = 0.0005 + 1e-9  # metres: half a rounding unit (0.05 cm) per axis
+
+
+def faithful_tol(min_move: float = 0.0) -> float:
+    """How far (metres, per axis) a block may sum from the true displacement: half a rounding unit,
+    or what is left unwritten when moves under `min_move` are carried (ChunkingParams.min_move)."""
+    return max(FAITHFUL_TOL, min_move + 1e-9)
 MAX_STEP_JUMP = 0.25  # metres in one 5 Hz step: anything larger is a broken state stream, not motion
 
 
@@ -437,13 +445,15 @@ def _record_stats(d: Path) -> dict[str, Any]:
     mags = [0] * (len(_MAG_BINS_CM) - 1)
     n_records = n_commands = n_gripper = unfaithful = 0
     example = None
+    config = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else {}
+    tol = faithful_tol(config.get("chunking", {}).get("min_move", 0.0))
     for r in iter_records(d):
         n_records += 1
         example = example or r
         if r["step"] == 0:
             steps_per_ep[r["num_steps"]] += 1
         vocab[r["subtask"]] += 1
-        if record_problems(r):
+        if record_problems(r, tol):
             unfaithful += 1
         for step in parse_actions(r["actions"]):
             for c in step:

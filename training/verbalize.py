@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from policy.language import ChunkingParams
-from training.dlan import DlanWriter, build_records, dlan_stats, record_problems, write_card, write_step_images
+from training.dlan import DlanWriter, build_records, dlan_stats, faithful_tol, record_problems, write_card, write_step_images
 from training.formats import FORMATS, Reader
 from training.formats.episode import EpisodeError
 from training.segment import SegmentParams
@@ -69,7 +69,7 @@ def process_episode(job: Job, ref: str) -> tuple[str, list[dict] | None, dict[st
         labeling = _labeler(job).label(ep, ref)
         records = build_records(ep, labeling, ref, job.chunking)
         for r in records:
-            if problems := record_problems(r):
+            if problems := record_problems(r, faithful_tol(job.chunking.min_move)):
                 raise EpisodeError(f"{ref}: step {r['step']} fails the faithfulness check: {problems[0]}")
         write_step_images(job.out, ep, ref, [s.start for s in labeling.segments] + [ep.num_steps])
         entry = {
@@ -234,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="chunking: no axis of a merged step exceeds this (default 2.5 cm)")
     ap.add_argument("--max-step-norm-cm", type=float, default=ChunkingParams.max_norm * 100,
                     help="chunking: a merged step's length stays under this (default 5 cm, the safety filter's step limit)")
+    ap.add_argument("--min-move-cm", type=float, default=ChunkingParams.min_move * 100,
+                    help="chunking: shorter axis moves are not written but carried into the next step (default 0: all)")
     ap.add_argument("--max-segments", type=int, default=SegmentParams.max_segments)
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = ap.parse_args(argv)
@@ -252,13 +254,18 @@ def main(argv: list[str] | None = None) -> int:
         labeler_options = {"model": a.model, "cache_dir": a.cache_dir, "base_url": a.gemini_base_url}
         if not os.environ.get("GEMINI_API_KEY") and not os.environ.get("GOOGLE_API_KEY"):
             return fail("--labeler gemini needs an API key: export GEMINI_API_KEY=... (or use --labeler rules, offline)")
+    try:
+        chunking = ChunkingParams(max_axis=a.max_step_axis_cm / 100, max_norm=a.max_step_norm_cm / 100,
+                                  min_move=a.min_move_cm / 100)
+    except ValueError as e:
+        return fail(f"{e} (set by --max-step-axis-cm, --max-step-norm-cm and --min-move-cm, in cm)")
     job = Job(
         reader=Reader(a.format, a.input, **options),
         out=a.out,
         labeler=a.labeler,
         labeler_options=labeler_options,
         segment=dataclasses.replace(SegmentParams(), min_len=a.min_segment_len, max_segments=a.max_segments),
-        chunking=ChunkingParams(max_axis=a.max_step_axis_cm / 100, max_norm=a.max_step_norm_cm / 100),
+        chunking=chunking,
     )
     try:
         summary = run(job, workers=a.workers, limit=a.limit, resume=a.resume, strict=a.strict, progress=not a.no_progress)
