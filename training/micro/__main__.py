@@ -124,10 +124,10 @@ def stage_data(out: Path, scale: Scale, progress: bool) -> None:
         _mark(sim, {s.task: s.written for s in summaries})
     # Larger steps than the 2.5 cm default (still under the safety filter's 5 cm): half as many
     # commands per block, which a model this small writes far more reliably (the paper's finding too).
-    # No move under 1 cm (carried until it adds up): otherwise most moves are minor-axis jitter, and
-    # greedy decoding copies that, writing blocks of millimetre steps.
+    # Every move is written, the sub-centimetre ones too: with --min-move-cm 1 the blocks' moves grew
+    # but the model still cannot tell how far to go, so it overshot instead (README, "The micro model").
     args = ["--input", str(sim), "--out", str(dlan), "--workers", "2", "--max-step-axis-cm", "4.5",
-            "--max-step-norm-cm", "5", "--min-move-cm", "1"] + ([] if progress else ["--no-progress"])
+            "--max-step-norm-cm", "5"] + ([] if progress else ["--no-progress"])
     if (dlan / "progress.jsonl").exists():
         args.append("--resume")
     if verbalize.main(args) != 0:
@@ -182,6 +182,7 @@ def card(out: Path) -> str:
     lora = json.loads((out / "lora" / "training_config.json").read_text())
     records = sum(1 for line in (out / "dlan" / "data.jsonl").open() if line.strip())
     chunking = json.loads((out / "dlan" / "config.json").read_text())["chunking"]
+    min_move = f", no move under {chunking['min_move'] * 100:g} cm" if chunking.get("min_move") else ""
     return f"""# micro VLM2VLA (the demo's embedded default)
 
 A {pre['parameters'] / 1e6:.1f} M-parameter `Gemma3ForConditionalGeneration` (4 text layers of width 256,
@@ -193,8 +194,8 @@ and a LoRA adapter that makes it a robot policy. Built by `python -m training.mi
   no action text): {pre['steps']} steps of {pre['config']['batch_size']} conversations, lr {pre['config']['learning_rate']},
   loss {pre['first_loss']:.2f} -> {pre['final_loss']:.2f}, {pre['seconds'] / 60:.1f} min at {pre['tokens_per_s']:.0f} tokens/s.
 - `lora/`: `training.finetune` on {records} D_lan records from expert episodes of pick_up, pick_and_place and
-  pick_place_lift with **English instructions only** (steps up to {chunking['max_axis'] * 100:g} cm an axis,
-  no move under {chunking.get('min_move', 0) * 100:g} cm; stages: subtasks, actions; each episode's subtask list
+  pick_place_lift with **English instructions only** (steps up to {chunking['max_axis'] * 100:g} cm an axis{min_move};
+  stages: subtasks, actions; each episode's subtask list
   {lora['config'].get('subtasks_repeat', 1)} times), {lora.get('global_step')} steps,
   train loss {lora.get('train_loss', float('nan')):.2f}, eval loss {lora.get('eval_loss') or float('nan'):.2f}, {lora.get('seconds', 0) / 60:.1f} min.
   Hyperparameters that differ from the 12B recipe (and why): lr 1e-3 instead of 5e-5 and rank 32 (a model this
