@@ -197,8 +197,10 @@ def _kill_when(proc, progress: Path, at_least: int, sig) -> int:
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_kill_and_resume_gives_the_uninterrupted_records(tmp_path, sig):
-    n = 60
-    src = make_bridge(tmp_path / "in", n, steps=24, size=24)
+    # Long enough (~2 s) that the signal lands mid-run even when this process is starved for a
+    # while on a loaded machine (with 60 short episodes the run once finished first: rc 0).
+    n = 200
+    src = make_bridge(tmp_path / "in", n, steps=48, size=24)
     (src / "traj_group2" / "traj4" / "lang.txt").unlink()  # one skip, so progress holds both kinds
     ref = tmp_path / "ref"
     assert cli("--input", src, "--out", ref, "--workers", 2).returncode == 0
