@@ -109,18 +109,17 @@ def loop_cycles(backend, cycles: int, image_size: int, token_limits: dict | None
 
 
 def digit_tokens_from(path: str | None) -> tuple[list[str], str]:
-    """The AT codec's ten digit tokens: from an adapter's action_codec.json (or its folder), from
-    training.logprob's logprob.json, or `<unused0..9>` placeholders."""
+    """The AT codec's ten digit tokens: read by `training.logprob.read_reserved_codec` (an adapter,
+    its action_codec.json or a logprob.json), or `<unused0..9>` placeholders."""
     if path is None:
         return [f"<unused{i}>" for i in range(10)], "placeholders <unused0..9>"
-    p = Path(path)
-    if p.is_dir():
-        p = p / "action_codec.json"
-    spec = json.loads(p.read_text())
-    digits = spec.get("digit_tokens") or spec.get("reserved_tokens")
-    if not isinstance(digits, list) or len(digits) != 10:
-        raise SystemExit(f"error: {p} holds no ten digit tokens (digit_tokens / reserved_tokens)")
-    return [str(d) for d in digits], f"read from {p}"
+    from policy.model import ModelLoadError
+    from training.logprob import read_reserved_codec
+
+    try:
+        return list(read_reserved_codec(path).digit_tokens), f"read from {path}"
+    except (ValueError, ModelLoadError, OSError) as e:
+        raise SystemExit(f"error: --codec-file: {e}") from None
 
 
 def codec_tokens(tokenizer, digits: list[str]) -> dict:

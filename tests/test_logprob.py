@@ -68,3 +68,16 @@ def test_bad_data_is_one_line_error(tiny_model_dir, tmp_path, capsys):
     assert main(["--base", str(tiny_model_dir), "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err
+
+
+def test_read_reserved_codec_takes_a_logprob_json_and_names_a_wrong_file(tmp_path):
+    from training.logprob import read_reserved_codec
+
+    digits = [f"<unused{i}>" for i in range(10)]
+    (tmp_path / "logprob.json").write_text(json.dumps({"reserved_tokens": digits}))
+    assert list(read_reserved_codec(tmp_path / "logprob.json").digit_tokens) == digits
+    (tmp_path / "other.json").write_text("{}")
+    with pytest.raises(ValueError, match="other.json"):
+        read_reserved_codec(tmp_path / "other.json")
+    with pytest.raises(ValueError, match="does not hold a reserved_tokens codec"):
+        read_reserved_codec(tmp_path)  # a folder without action_codec.json: the verbalized default

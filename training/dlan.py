@@ -77,13 +77,13 @@ RECORD_FIELDS = ("episode", "step", "num_steps", "image", "instruction", "subtas
 #: What a training sample is made from (chat_samples): a record read back without one of these is refused.
 SAMPLE_FIELDS = ("episode", "step", "image", "instruction", "subtasks", "subtask", "plan", "actions")
 FAITHFUL_TOL = 0.0005 + 1e-9  # metres: half a rounding unit (0.05 cm) per axis
+MAX_STEP_JUMP = 0.25  # metres in one 5 Hz step: anything larger is a broken state stream, not motion
 
 
 def faithful_tol(min_move: float = 0.0) -> float:
     """How far (metres, per axis) a block may sum from the true displacement: half a rounding unit,
     or what is left unwritten when moves under `min_move` are carried (ChunkingParams.min_move)."""
     return max(FAITHFUL_TOL, min_move + 1e-9)
-MAX_STEP_JUMP = 0.25  # metres in one 5 Hz step: anything larger is a broken state stream, not motion
 
 
 def episode_slug(ref: str) -> str:

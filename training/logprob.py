@@ -30,7 +30,26 @@ import numpy as np
 
 from policy.prompts import ACTIONS_PREFIX
 
-__all__ = ["action_span", "action_logprob", "logprob_study", "write_outputs", "main"]
+__all__ = ["read_reserved_codec", "action_span", "action_logprob", "logprob_study", "write_outputs", "main"]
+
+
+def read_reserved_codec(path: str | Path) -> Any:
+    """The VLM2VLA-AT codec saved in `path`: an adapter folder, its action_codec.json, or an earlier
+    study's logprob.json. Raises ValueError when it holds no reserved_tokens codec."""
+    from policy.language import get_codec
+    from policy.model import CODEC_FILE, load_codec
+
+    p = Path(path)
+    if p.suffix == ".json" and p.name != CODEC_FILE:  # an earlier study's logprob.json
+        try:
+            codec = get_codec("reserved_tokens", json.loads(p.read_text())["reserved_tokens"])
+        except (KeyError, TypeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{p}: no 'reserved_tokens' list of ten tokens ({e})") from None
+    else:
+        codec = load_codec(p.parent if p.name == CODEC_FILE else p)
+    if codec.name != "reserved_tokens":
+        raise ValueError(f"{path} does not hold a reserved_tokens codec")
+    return codec
 
 
 def _without_images(messages: list[dict]) -> list[dict]:
@@ -103,7 +122,7 @@ def logprob_study(
     from PIL import Image
 
     from policy.language import get_codec
-    from policy.model import load_codec, load_model
+    from policy.model import load_model
     from training.dlan import read_records
     from training.finetune import _reference_texts, build_samples, select_reserved_tokens
 
@@ -112,13 +131,7 @@ def logprob_study(
     lm = load_model(base, dtype=dtype, device=device)
     model, processor = lm.model, lm.processor
     if codec_file is not None:
-        p = Path(codec_file)
-        if p.suffix == ".json" and p.name != "action_codec.json":  # an earlier study's logprob.json
-            reserved = get_codec("reserved_tokens", json.loads(p.read_text())["reserved_tokens"])
-        else:
-            reserved = load_codec(p.parent if p.name == "action_codec.json" else p)
-        if reserved.name != "reserved_tokens":
-            raise ValueError(f"{codec_file} does not hold a reserved_tokens codec")
+        reserved = read_reserved_codec(codec_file)
         how = f"read from {codec_file}"
         chosen = {}
     else:
