@@ -319,8 +319,8 @@ class ChunkingParams:
     sign_deadband: float = 0.001  # axis motions smaller than this do not count as a sign change
     gripper_threshold: float = 0.5  # gripper >= threshold is open
     # Shortest move written: a shorter axis motion is carried into the next step instead (0 = every
-    # move of at least one rounding unit). A small model copies the data's digit statistics, and
-    # sub-centimetre minor-axis moves dominate them unless they are folded into longer ones.
+    # move of at least one rounding unit). Fewer, longer commands; at 1 cm the micro model wrote
+    # longer moves but overshot (README, "The micro model"), so its recipe keeps 0.
     min_move: float = 0.0
 
     def __post_init__(self) -> None:
