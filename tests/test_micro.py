@@ -8,6 +8,7 @@ must come closer to the expert's than the base model's under the same grammar.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from PIL import Image
@@ -36,6 +37,65 @@ def test_the_recipe_writes_every_stage_and_resumes_without_redoing_them(toy, cap
     assert "done in" in capsys.readouterr().out
 
 
+def test_the_tower_learns_to_locate_and_language_pretraining_keeps_it_frozen(toy, tmp_path):
+    from safetensors.torch import load_file
+
+    from training.micro.base import PretrainConfig, pretrain
+    from training.micro.vision import VisionConfig, pretrain_vision
+
+    seen, base = tmp_path / "base-vision", tmp_path / "base"
+    vision = pretrain_vision(toy / "base-init", toy / "world", seen,
+                             VisionConfig(steps=300, batch_size=16, learning_rate=3e-3, warmup_steps=10, eval_every=0), progress=False)
+    # the probe fitted its targets (40 toy scenes are too few to beat guessing on held-out ones: 11.0 vs 10.5 cm)
+    assert vision["final_loss"] < 0.5 * vision["first_loss"], vision
+    pretrain(seen, toy / "world", base, PretrainConfig(steps=3, batch_size=4, freeze_vision=True), progress=False)
+    before, after = load_file(seen / "model.safetensors"), load_file(base / "model.safetensors")
+    tower = [k for k in before if "vision_tower" in k]
+    assert tower and all(before[k].equal(after[k]) for k in tower)  # language pretraining left the tower alone
+    assert any(not before[k].equal(after[k]) for k in before if "multi_modal_projector" in k)  # ...not the projector
+
+
+def test_locate_conversations_ask_only_coordinates_and_leave_the_heldout_set_as_it_was(tmp_path):
+    import shutil
+
+    from training.micro.world import LOCATE_KINDS, WorldConfig, build_world
+
+    cfg = WorldConfig(scenes=3, heldout_scenes=1, fact_passes=0.02)
+    build_world(tmp_path / "plain", cfg, progress=False)
+    shutil.copytree(tmp_path / "plain", tmp_path / "located")  # the same renders
+    build_world(tmp_path / "located", replace(cfg, locate_conversations_per_scene=2), progress=False)
+    assert (tmp_path / "plain" / "heldout.jsonl").read_text() == (tmp_path / "located" / "heldout.jsonl").read_text()
+    extra = len(list(read_jsonl(tmp_path / "located" / "train.jsonl"))) - len(list(read_jsonl(tmp_path / "plain" / "train.jsonl")))
+    assert extra == 2 * 3
+    locate = [c for c in read_jsonl(tmp_path / "located" / "train.jsonl")
+              if c["image"] and all(t["kind"] in LOCATE_KINDS for t in c["turns"])]
+    assert len(locate) >= 6 and any(t["kind"] == "offset" for c in locate for t in c["turns"])
+
+
+def test_split_digits_spells_every_number_one_digit_a_token():
+    from training.tiny import train_tokenizer
+
+    lines = [f"the carrot is at x {x / 10:.1f} cm, y -{x % 97 / 10:.1f} cm" for x in range(0, 2000, 7)] * 3
+    digits = set("0123456789")
+    merged = train_tokenizer(lines, vocab_size=600).tokenize("x 18.5 cm, y -7.4 cm")
+    split = train_tokenizer(lines, vocab_size=600, split_digits=True).tokenize("x 18.5 cm, y -7.4 cm")
+    assert any(len(set(t) & digits) and len(t) > 1 for t in merged)  # without it, numbers become tokens
+    assert all(len(t) == 1 for t in split if set(t) & digits), split
+    assert [t for t in split if set(t) & digits] == ["1", "8", "5", "7", "4"]
+
+
+def test_scene_targets_are_positions_in_decimetres_then_gripper_state():
+    from training.micro.vision import HOLDABLE, LOCATED, scene_targets
+    from training.micro.world import example_truth
+
+    t = example_truth()
+    y = scene_targets(t)
+    assert len(y) == 2 * len(LOCATED) + 3 + 1 + len(HOLDABLE)
+    assert y[:2].tolist() == pytest.approx([10 * v for v in t.positions[LOCATED[0]][:2]])
+    assert y[2 * len(LOCATED) : 2 * len(LOCATED) + 3].tolist() == pytest.approx([2.5, 0.0, 1.6])
+    assert y[-len(HOLDABLE):].tolist() == [1.0, 0.0, 0.0, 0.0]  # holding nothing
+
+
 def test_pretraining_taught_the_world_questions(toy):
     from evaluation.vqa import accuracy
     from policy.backends.hf import HFBackend
@@ -62,3 +122,15 @@ def test_the_lora_writes_blocks_closer_to_the_experts_than_its_base(toy):
     base = probe_actions(backend, records, toy / "dlan", adapter=False)
     assert tuned.parse_rate == 1.0, tuned.texts  # the grammar holds every answer to a block
     assert tuned.mean_error_cm < base.mean_error_cm, (tuned.mean_error_cm, base.mean_error_cm)
+
+
+def test_the_location_probe_scores_coordinate_answers_against_the_simulator(toy):
+    from policy.backends.hf import HFBackend
+    from training.micro.probe import probe_locations
+
+    res = probe_locations(HFBackend.from_pretrained(str(toy / "base")), toy / "world", scenes=2)
+    assert set(res) == {"train", "heldout"}
+    for split in res.values():
+        assert split["asked"] == 2 * 3 and 0 <= split["parsed"] <= split["asked"]
+        if split["parsed"]:  # errors are centimetres against the simulator, never negative
+            assert min(split["error_xy_cm"]) >= 0 and min(split["mean_guess_error_xy_cm"]) > 0

@@ -113,8 +113,14 @@ def tokenizer_corpus(n: int = 400, seed: int = 0) -> list[str]:
     return lines
 
 
-def train_tokenizer(lines: list[str], vocab_size: int = BPE_VOCAB):
-    """BPE trained locally on `lines` (Gemma-style: '▁' for spaces, byte fallback), vocab laid out Gemma-like."""
+def train_tokenizer(lines: list[str], vocab_size: int = BPE_VOCAB, split_digits: bool = False):
+    """BPE trained locally on `lines` (Gemma-style: '▁' for spaces, byte fallback), vocab laid out Gemma-like.
+
+    `split_digits`: no merge ever joins a digit to anything, so every number is spelled one digit a
+    token, as Gemma's own tokenizer does. Without it the corpus's frequent numbers become tokens of
+    their own ("▁18.5", "▁-7.4"): a coordinate is then one class among hundreds that share nothing,
+    which a small model trained here never learned to read off an image (README, "The micro model").
+    """
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers.models.gemma.tokenization_gemma import GemmaTokenizer
 
@@ -122,6 +128,8 @@ def train_tokenizer(lines: list[str], vocab_size: int = BPE_VOCAB):
     tok.normalizer = normalizers.Replace(" ", "▁")
     # Split before '▁' while learning, so merges stay within words (like sentencepiece).
     tok.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
+    if split_digits:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([tok.pre_tokenizer, pre_tokenizers.Digits(individual_digits=True)])
     # RARE_SYMBOLS are in the alphabet but never in the corpus: like the rarely-used pieces of a real
     # vocabulary, they never merge with anything (the VLM2VLA-AT codec spells digits with such tokens).
     trainer = trainers.BpeTrainer(

@@ -3,8 +3,9 @@
 The stand-in for Gemma's pretraining. `build_base` trains a BPE tokenizer on the world
 corpus plus the project's prompts and action language (so the later LoRA stage has tokens
 for it, as Gemma's 262k vocabulary does) and initialises a `Gemma3ForConditionalGeneration`
-of `MICRO_SIZE`; `pretrain` trains every weight on the world's conversations with the
-loss on the model's turns only, and saves an ordinary Hugging Face folder.
+of `MICRO_SIZE`; `pretrain` trains the model on the world's conversations with the loss on
+the model's turns only (every weight, or all but a tower `training.micro.vision` already
+taught: `freeze_vision`), and saves an ordinary Hugging Face folder.
 
 Pretraining, as numbered steps (`pretrain`):
 1. read the conversations; split them into image and text-only batches (a batch is one or
@@ -44,10 +45,11 @@ MICRO_VOCAB = 3072
 
 
 def build_base(world: str | os.PathLike, out: str | os.PathLike, size: Gemma3Size = MICRO_SIZE,
-               vocab: int = MICRO_VOCAB, seed: int = 0) -> Path:
-    """A randomly initialised micro Gemma 3 with a tokenizer trained on `world` and the project's prompts."""
+               vocab: int = MICRO_VOCAB, seed: int = 0, split_digits: bool = False) -> Path:
+    """A randomly initialised micro Gemma 3 with a tokenizer trained on `world` and the project's prompts
+    (`split_digits`: numbers one digit a token, as Gemma's; `training.tiny.train_tokenizer`)."""
     lines = list(corpus_text(world)) + tokenizer_corpus(n=1500, seed=seed)
-    return build_gemma3(out, train_tokenizer(lines, vocab_size=vocab), size, seed=seed)
+    return build_gemma3(out, train_tokenizer(lines, vocab_size=vocab, split_digits=split_digits), size, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class PretrainConfig:
     weight_decay: float = 0.01
     max_length: int = 256  # tokens per conversation (longer ones are cut)
     save_every: int = 200  # checkpoint period, steps
+    freeze_vision: bool = False  # keep the tower as `pretrain_vision` left it (Gemma 3 freezes SigLIP too)
     threads: int = 0  # torch threads (0: torch's default)
     seed: int = 0
 
@@ -159,7 +162,9 @@ def pretrain(base: str | os.PathLike, world: str | os.PathLike, out: str | os.Pa
     model = Gemma3ForConditionalGeneration.from_pretrained(ckpt if resume else base, dtype=torch.float32)
     processor = AutoProcessor.from_pretrained(base)
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    if cfg.freeze_vision:
+        model.model.vision_tower.requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     step, losses, tokens, seconds = 0, [], 0, 0.0
     if resume:
         state = torch.load(ckpt / "state.pt", weights_only=True)  # tensors and numbers only: no pickle code runs
@@ -184,7 +189,7 @@ def pretrain(base: str | os.PathLike, world: str | os.PathLike, out: str | os.Pa
             g["lr"] = lr_at(step)
         loss = model(**batch).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1

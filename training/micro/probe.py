@@ -16,7 +16,13 @@ on scenes the simulator arranges from seeds the caller picks, in any of the sim'
 compares the list with the expert's: a model trained on English instructions only shows here
 whether its knowledge of Spanish, Mandarin and Hindi reaches the plan.
 
+`probe_locations` asks "What are the coordinates of the <thing>?" (the world's trained English
+phrasing) about the world's own scenes, training and held-out, and compares the answers with the
+simulator's positions: the mean error against always guessing the mean position, and the
+correlation (0: the answers do not depend on where the thing is).
+
     python -m training.micro.probe --model micro/base --adapter micro/lora --dlan micro/dlan
+    python -m training.micro.probe --model micro/base --world micro/world --tasks ""   # locations only
 """
 
 from __future__ import annotations
@@ -118,6 +124,42 @@ def probe_subtasks(backend: Any, tasks: Sequence[str], langs: Sequence[str], see
     return rows
 
 
+def probe_locations(backend: Any, world: str | Path, scenes: int = 60, adapter: bool = False) -> dict[str, Any]:
+    """Coordinate answers about the first `scenes` training and held-out world scenes (3 pickables each)."""
+    import re
+
+    from PIL import Image
+
+    from policy.vqa import VQA
+    from training.micro.world import HELDOUT_SEED_BASE, NAMES, PICKABLES, QUESTIONS, SceneTruth, read_jsonl
+
+    world = Path(world)
+    truths = [SceneTruth(**r) for r in read_jsonl(world / "scenes.jsonl")]
+    everywhere = np.array([t.positions[o][:2] for t in truths for o in PICKABLES]) * 100
+    vqa = VQA(backend, max_new_tokens=24)
+    number = re.compile(r"-?\d+(?:\.\d+)?")
+    out: dict[str, Any] = {}
+    for split, group in (("train", [t for t in truths if t.seed < HELDOUT_SEED_BASE][:scenes]),
+                         ("heldout", [t for t in truths if t.seed >= HELDOUT_SEED_BASE][:scenes])):
+        said, true = [], []
+        for t in group:
+            image = Image.open(world / t.image).convert("RGB")
+            for o in PICKABLES:
+                answer = vqa.ask(image, QUESTIONS["coords"]["en"][0].format(a=NAMES[o]["en"]), adapter=adapter).text()
+                xy = [float(v) for v in number.findall(answer)][:2]
+                if len(xy) == 2:
+                    said.append(xy)
+                    true.append(np.array(t.positions[o][:2]) * 100)
+        said_a, true_a = np.array(said).reshape(-1, 2), np.array(true).reshape(-1, 2)
+        out[split] = {
+            "asked": len(group) * len(PICKABLES), "parsed": len(said),
+            "error_xy_cm": np.abs(said_a - true_a).mean(0).round(2).tolist() if said else None,
+            "mean_guess_error_xy_cm": np.abs(everywhere.mean(0) - true_a).mean(0).round(2).tolist() if said else None,
+            "correlation_xy": [round(float(np.corrcoef(said_a[:, i], true_a[:, i])[0, 1]), 2) for i in (0, 1)] if len(said) > 2 else None,
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
@@ -133,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--langs", default="en,es,zh,hi")
     ap.add_argument("--seeds", default="2000000,2000001,2000002", help="scene seeds for the subtask probe (disjoint from training's)")
     ap.add_argument("--base-too", action="store_true", help="also probe with the adapter switched off")
+    ap.add_argument("--world", help="a training.micro world folder: also ask where things are in its scenes")
+    ap.add_argument("--world-scenes", type=int, default=60, help="training and held-out scenes each for --world")
     a = ap.parse_args(argv)
     from transformers.utils import logging as hf_logging
 
@@ -149,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
             picked = records[:: max(1, len(records) // a.records)][: a.records]
             probe = probe_actions(backend, picked, a.dlan, adapter=on)
             res["actions"] = {"records": len(picked), "parse_rate": probe.parse_rate, "mean_error_cm": probe.mean_error_cm}
+        if a.world:
+            res["locations"] = probe_locations(backend, a.world, a.world_scenes, adapter=on and bool(a.adapter))
+        if not a.tasks:
+            out[label] = res
+            continue
         rows = probe_subtasks(backend, a.tasks.split(","), a.langs.split(","), [int(s) for s in a.seeds.split(",")], adapter=on)
         res["subtasks"] = {lang: {"exact": float(np.mean([r["exact"] for r in rows if r["lang"] == lang])),
                                   "first": float(np.mean([r["first"] for r in rows if r["lang"] == lang])),

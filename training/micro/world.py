@@ -223,6 +223,8 @@ QUESTIONS: dict[str, dict[str, tuple[str, str]]] = {
 }
 SCENE_KINDS = ("region", "coords", "gripper_coords", "offset", "offset", "left_of", "farther", "colour", "above_flag", "flag_below",
                "gripper_open", "holding", "count_left", "nearest")
+#: the kinds of a "where is it" conversation (WorldConfig.locate_conversations_per_scene)
+LOCATE_KINDS = ("coords", "offset", "gripper_coords")
 MIN_GAP = 0.02  # metres: relations closer than this are ambiguous to a person, so they are not asked
 
 
@@ -269,14 +271,15 @@ def region(p: list[float], lang: str) -> str:
     return f"{DEPTH[depth][lang]}{'' if lang == 'zh' else ' '}{SIDE[side][lang]}"
 
 
-def scene_questions(t: SceneTruth, rng: np.random.Generator, n: int, phrasing: int) -> list[dict[str, str]]:
-    """Up to `n` distinct question/answer pairs about scene `t`, each in a random language."""
+def scene_questions(t: SceneTruth, rng: np.random.Generator, n: int, phrasing: int,
+                    kinds: tuple[str, ...] = SCENE_KINDS) -> list[dict[str, str]]:
+    """Up to `n` distinct question/answer pairs about scene `t` (of `kinds`), each in a random language."""
     out: list[dict[str, str]] = []
     seen: set[str] = set()
     for _ in range(n * 4):
         if len(out) >= n:
             break
-        kind = str(rng.choice([k for k in SCENE_KINDS if t.above_flag or k not in ("above_flag", "flag_below")]))
+        kind = str(rng.choice([k for k in kinds if t.above_flag or k not in ("above_flag", "flag_below")]))
         lang = str(rng.choice(LANGS))
         qa = _scene_qa(kind, lang, t, rng, phrasing)
         if qa is not None and qa[0] not in seen:
@@ -475,13 +478,17 @@ class WorldConfig:
     heldout_scenes: int = 150  # held-out scenes (seeds HELDOUT_SEED_BASE + i), held-out phrasings
     turns: int = 6  # questions per training conversation (one image, several turns)
     conversations_per_scene: int = 2
+    # extra conversations per scene of coordinate and offset questions only: a coordinate curriculum.
+    # In the mixed ones they are 3 of 14 kinds, too few for the micro model to learn to read positions.
+    locate_conversations_per_scene: int = 0
     heldout_questions_per_scene: int = 4
     fact_passes: float = 1.0  # passes over the text-only facts (fractions take a random part)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.scenes < 1 or self.heldout_scenes < 0 or self.turns < 1:
-            raise ValueError("WorldConfig: scenes and turns must be >= 1 and heldout_scenes >= 0")
+        if self.scenes < 1 or self.heldout_scenes < 0 or self.turns < 1 or self.locate_conversations_per_scene < 0:
+            raise ValueError("WorldConfig: scenes and turns must be >= 1, heldout_scenes and "
+                             "locate_conversations_per_scene >= 0")
         if TRAIN_SEED_BASE + self.scenes > HELDOUT_SEED_BASE:
             raise ValueError(f"WorldConfig.scenes must stay below {HELDOUT_SEED_BASE - TRAIN_SEED_BASE}")
 
@@ -509,6 +516,9 @@ def build_world(out: str | os.PathLike, cfg: WorldConfig = WorldConfig(), progre
     held_facts = fact_questions(phrasing=1)
     for j in rng.choice(len(held_facts), size=min(len(held_facts), 4 * max(cfg.heldout_scenes, 1)), replace=False):
         held.append({"image": None, **held_facts[j]})
+    for t in train_scenes:  # drawn after the held-out set, so adding them leaves that set as it was
+        for _ in range(cfg.locate_conversations_per_scene):
+            train.append({"image": t.image, "turns": scene_questions(t, rng, cfg.turns, phrasing=0, kinds=LOCATE_KINDS)})
     rng.shuffle(train)
     _atomic_jsonl(out / "train.jsonl", train)
     _atomic_jsonl(out / "heldout.jsonl", held)
