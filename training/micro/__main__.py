@@ -7,10 +7,10 @@
 
 Stages, each skipped when its output is complete (so a killed run continues):
 1. world     render the world's scenes and write its question corpus (training.micro.world)
-2. base      train a tokenizer and build the small Gemma 3; pretrain its vision tower to locate things
-             from the scenes' ground truth (training.micro.vision) -> OUT/base-vision; then the rest on
-             the world's conversations, the tower frozen (training.micro.base) -> OUT/base, an ordinary
-             Hugging Face folder
+2. base      train a tokenizer, build the small Gemma 3 and pretrain every weight on the world
+             (training.micro.base) -> OUT/base, an ordinary Hugging Face folder; with --scale
+             micro-located the vision tower first learns to locate things from the scenes' ground
+             truth (training.micro.vision -> OUT/base-vision) and the rest is trained with it frozen
 3. data      expert episodes of the in-distribution tasks (training.collect; English
              instructions only reach the text) -> training.verbalize -> OUT/dlan
 4. finetune  training.finetune on OUT/base: verbalized LoRA -> OUT/lora, the AT ablation ->

@@ -21,6 +21,8 @@ As numbered steps (`pretrain_vision`):
    and cosine decay;
 3. the held-out error in centimetres, against guessing each coordinate's training mean, is measured
    at the end and written to `vision.json`; the model (probe dropped) is saved as an ordinary folder.
+No checkpoints: the stage takes minutes, and a killed run starts it again (the recipe marks it done
+only after the save).
 """
 
 from __future__ import annotations
@@ -102,14 +104,14 @@ def locator(width: int, tokens: int, things: int, rest: int) -> Any:
 
 
 def _images(processor: Any, world: Path, truths: list[SceneTruth]) -> Any:
+    """Every scene's image as the tower sees it, one tensor (step 1)."""
+    import torch
     from PIL import Image
 
     chunks = []
     for i in range(0, len(truths), 256):
         imgs = [Image.open(world / t.image).convert("RGB") for t in truths[i : i + 256]]
         chunks.append(processor.image_processor(imgs, return_tensors="pt")["pixel_values"])
-    import torch
-
     return torch.cat(chunks)
 
 
