@@ -155,7 +155,9 @@ def probe_locations(backend: Any, world: str | Path, scenes: int = 60, adapter: 
             "asked": len(group) * len(PICKABLES), "parsed": len(said),
             "error_xy_cm": np.abs(said_a - true_a).mean(0).round(2).tolist() if said else None,
             "mean_guess_error_xy_cm": np.abs(everywhere.mean(0) - true_a).mean(0).round(2).tolist() if said else None,
-            "correlation_xy": [round(float(np.corrcoef(said_a[:, i], true_a[:, i])[0, 1]), 2) for i in (0, 1)] if len(said) > 2 else None,
+            # None where the answers never change (a constant has no correlation)
+            "correlation_xy": [round(float(np.corrcoef(said_a[:, i], true_a[:, i])[0, 1]), 2) if said_a[:, i].std() > 0 else None
+                               for i in (0, 1)] if len(said) > 2 else None,
         }
     return out
 
