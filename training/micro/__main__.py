@@ -214,7 +214,7 @@ def card(out: Path) -> str:
     if (out / "base-vision" / "vision.json").exists():
         v = json.loads((out / "base-vision" / "vision.json").read_text())
         vision_line = (f"the SigLIP tower and projector first learned to locate things on their own "
-                       f"({v['config']['steps']} steps of {v['config']['batch_size']} images; a linear probe on the image tokens "
+                       f"({v['config']['steps']} steps of {v['config']['batch_size']} images; a probe on the image tokens "
                        f"finds held-out scenes' things within {v['heldout_xy_error_cm']:.1f} cm, guessing the mean "
                        f"{v['mean_guess_xy_error_cm']:.1f} cm; {v['seconds'] / 60:.1f} min); then the rest was\n  ")
     if pre["config"].get("freeze_vision"):

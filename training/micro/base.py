@@ -164,7 +164,8 @@ def pretrain(base: str | os.PathLike, world: str | os.PathLike, out: str | os.Pa
     model.train()
     if cfg.freeze_vision:
         model.model.vision_tower.requires_grad_(False)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    trained = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trained, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     step, losses, tokens, seconds = 0, [], 0, 0.0
     if resume:
         state = torch.load(ckpt / "state.pt", weights_only=True)  # tensors and numbers only: no pickle code runs
@@ -189,7 +190,7 @@ def pretrain(base: str | os.PathLike, world: str | os.PathLike, out: str | os.Pa
             g["lr"] = lr_at(step)
         loss = model(**batch).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1

@@ -58,8 +58,8 @@ class VisionConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("VisionConfig: steps and batch_size must be >= 1")
+        if self.steps < 1 or self.batch_size < 1 or self.eval_every < 0:
+            raise ValueError("VisionConfig: steps and batch_size must be >= 1, eval_every >= 0")
         if not 0 < self.learning_rate < 1:
             raise ValueError(f"VisionConfig.learning_rate must be in (0, 1), got {self.learning_rate}")
 
