@@ -55,6 +55,41 @@ def test_the_tower_learns_to_locate_and_language_pretraining_keeps_it_frozen(toy
     assert any(not before[k].equal(after[k]) for k in before if "multi_modal_projector" in k)  # ...not the projector
 
 
+def test_the_slots_probe_reads_thing_i_from_image_token_i_alone():
+    import torch
+
+    from training.micro.vision import VisionConfig, slots
+
+    probe = slots(width=8, tokens=12, things=9, rest=5)
+    feats = torch.randn(2, 12, 8)
+    out = probe(feats)
+    assert out.shape == (2, 2 * 9 + 5) and probe.slot_logits.shape == (2, 9, 9)
+    moved = feats.clone()
+    moved[:, 3] += 1.0  # token 3 changes: only thing 3's (x, y) and the gripper's readout can move
+    diff = (probe(moved) - out).abs().sum(0)
+    assert diff[[6, 7]].gt(0).all() and diff[: 2 * 9].ne(0).sum() == 2
+    assert probe.extra_loss() > 0  # token i is not yet marked as thing i's
+    with pytest.raises(ValueError, match="9 things need as many image tokens"):
+        slots(width=8, tokens=4, things=9, rest=5)
+    with pytest.raises(ValueError, match="VisionConfig.probe"):
+        VisionConfig(probe="linear")
+
+
+def test_the_binding_experiment_asks_about_training_scenes_only_and_reports_held_out_ones(toy, tmp_path):
+    from training.micro.binding import coordinate_questions, run
+    from training.micro.world import HELDOUT_SEED_BASE, THINGS, SceneTruth, cm
+
+    scenes = [SceneTruth(**r) for r in read_jsonl(toy / "world" / "scenes.jsonl")]
+    train = [t for t in scenes if t.seed < HELDOUT_SEED_BASE]
+    rows = coordinate_questions(toy / "world", THINGS)
+    assert len(rows) == len(THINGS) * len(train) < len(THINGS) * len(scenes)  # held-out scenes are never asked about
+    first = train[0].positions[THINGS[0]]
+    assert rows[0]["turns"][0]["answer"] == f"x {cm(first[0])} cm, y {cm(first[1])} cm"
+    r = run(toy / "base", toy / "world", tmp_path, first_steps=2, all_steps=2, scenes=2, threads=1, progress=False)
+    assert set(r["phases"]) == {"first", "all"} and r["locations"]["heldout"]["asked"] == 6
+    assert json.loads((tmp_path / "binding.json").read_text())["all_steps"] == 2
+
+
 def test_locate_conversations_ask_only_coordinates_and_leave_the_heldout_set_as_it_was(tmp_path):
     import shutil
 

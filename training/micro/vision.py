@@ -7,9 +7,10 @@ coordinates, it missed by more than guessing the table's mean position would (RE
 model"), and a few digits of answer text are a weak signal for a tower to learn geometry from.
 
 So the tower and the projector first learn from the simulator's ground truth directly: a probe on the
-image tokens the language model will see (`get_image_features`, 16 tokens of the text width; `locator`:
-one attention head per thing, one shared readout) regresses every thing's table position, the
-gripper's position, whether it is open and what it holds.
+image tokens the language model will see (`get_image_features`, 16 tokens of the text width)
+regresses every thing's table position, the gripper's position, whether it is open and what it holds.
+Two probes (`VisionConfig.probe`): `locator`, one attention head per thing and one shared readout, and
+`slots`, where image token i alone holds thing i's position and says whose it is.
 The probe is thrown away; what stays is a tower whose tokens carry where things are. (That the
 language model then learns to read them is a separate question, and here, so far, it has not:
 `training.micro.probe --world` measures it.)
@@ -54,12 +55,15 @@ class VisionConfig:
     warmup_steps: int = 100
     weight_decay: float = 0.01
     eval_every: int = 250  # steps between held-out error lines (0: only at the end)
+    probe: str = "locator"  # "locator" (attention finds each thing) or "slots" (image token i holds thing i)
     threads: int = 0  # torch threads (0: torch's default)
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.eval_every < 0:
             raise ValueError("VisionConfig: steps and batch_size must be >= 1, eval_every >= 0")
+        if self.probe not in PROBES:
+            raise ValueError(f"VisionConfig.probe must be one of {', '.join(PROBES)}, got {self.probe!r}")
         if not 0 < self.learning_rate < 1:
             raise ValueError(f"VisionConfig.learning_rate must be in (0, 1), got {self.learning_rate}")
 
@@ -100,7 +104,46 @@ def locator(width: int, tokens: int, things: int, rest: int) -> Any:
             attended = torch.einsum("bnt,btw->bnw", scores.softmax(-1), self.value(feats))
             return torch.cat([self.xy(attended).flatten(1), self.rest(feats.flatten(1))], 1)
 
+        def extra_loss(self) -> Any:  # what the probe adds to the regression loss of its last forward
+            return 0.0
+
     return _Locator()
+
+
+def slots(width: int, tokens: int, things: int, rest: int) -> Any:
+    """The probe that gives every thing its own image token: token i alone says where thing i is.
+
+    One readout, shared by the first `things` tokens, turns token i into thing i's (x, y), and a
+    classifier names each of those tokens' thing (`extra_loss`: cross-entropy against i): so the tower must
+    gather thing i's position into token i and mark the token as thing i's. The language model then
+    finds a named thing by a fixed key, not by searching the image for what it looks like — what a
+    detector's per-class output gives a planner. The gripper's state is read from all tokens.
+    """
+    import torch
+
+    if things > tokens:
+        raise ValueError(f"slots: {things} things need as many image tokens, the model has {tokens}")
+
+    class _Slots(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.xy = torch.nn.Linear(width, 2)
+            self.name = torch.nn.Linear(width, things)
+            self.rest = torch.nn.Linear(tokens * width, rest)
+            self.slot_logits: Any = None  # (batch, things, things) of the last forward
+
+        def forward(self, feats: Any) -> Any:  # (batch, tokens, width) -> (batch, 2 * things + rest)
+            self.slot_logits = self.name(feats[:, :things])
+            return torch.cat([self.xy(feats[:, :things]).flatten(1), self.rest(feats.flatten(1))], 1)
+
+        def extra_loss(self) -> Any:  # token i must say it is thing i's (weighted to stay a side task)
+            logits = self.slot_logits
+            return 0.1 * torch.nn.functional.cross_entropy(logits.flatten(0, 1), torch.arange(things).repeat(logits.shape[0]))
+
+    return _Slots()
+
+
+PROBES = {"locator": locator, "slots": slots}
 
 
 def _images(processor: Any, world: Path, truths: list[SceneTruth]) -> Any:
@@ -139,8 +182,8 @@ def pretrain_vision(base: str | os.PathLike, world: str | os.PathLike, out: str 
     y_train = torch.tensor(np.stack([scene_targets(t) for t in train]))
     y_test = torch.tensor(np.stack([scene_targets(t) for t in test]))
 
-    # 2. tower + projector + the locator probe
-    probe = locator(model.config.text_config.hidden_size, model.config.mm_tokens_per_image, len(LOCATED),
+    # 2. tower + projector + the probe
+    probe = PROBES[cfg.probe](model.config.text_config.hidden_size, model.config.mm_tokens_per_image, len(LOCATED),
                     y_train.shape[1] - 2 * len(LOCATED))
     params = [*model.model.vision_tower.parameters(), *model.model.multi_modal_projector.parameters(), *probe.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -171,7 +214,7 @@ def pretrain_vision(base: str | os.PathLike, world: str | os.PathLike, out: str 
         idx = torch.from_numpy(rng.choice(len(train), size=min(cfg.batch_size, len(train)), replace=False))
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        loss = torch.nn.functional.mse_loss(predict(x_train[idx]), y_train[idx])
+        loss = torch.nn.functional.mse_loss(predict(x_train[idx]), y_train[idx]) + probe.extra_loss()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
