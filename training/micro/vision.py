@@ -12,8 +12,9 @@ regresses every thing's table position, the gripper's position, whether it is op
 Two probes (`VisionConfig.probe`): `locator`, one attention head per thing and one shared readout, and
 `slots`, where image token i alone holds thing i's position and says whose it is.
 The probe is thrown away; what stays is a tower whose tokens carry where things are. (That the
-language model then learns to read them is a separate question, and here, so far, it has not:
-`training.micro.probe --world` measures it.)
+language model then learns to read them is a separate question: on the world corpus it has not,
+asked only "where is the <thing>?" it does — `training.micro.probe --world` measures it,
+`training.micro.binding` runs the second; README, "The micro model".)
 
 As numbered steps (`pretrain_vision`):
 1. every scene image (training seeds) goes through the processor once, into one tensor; the held-out
@@ -122,7 +123,8 @@ def slots(width: int, tokens: int, things: int, rest: int) -> Any:
     import torch
 
     if things > tokens:
-        raise ValueError(f"slots: {things} things need as many image tokens, the model has {tokens}")
+        raise ValueError(f"slots: {things} things need as many image tokens, the model has {tokens} "
+                         "(build it with mm_tokens_per_image >= the things, or use VisionConfig.probe='locator')")
 
     class _Slots(torch.nn.Module):
         def __init__(self) -> None:
