@@ -85,8 +85,8 @@ def test_the_binding_experiment_asks_about_training_scenes_only_and_reports_held
     assert len(rows) == len(THINGS) * len(train) < len(THINGS) * len(scenes)  # held-out scenes are never asked about
     first = train[0].positions[THINGS[0]]
     assert rows[0]["turns"][0]["answer"] == f"x {cm(first[0])} cm, y {cm(first[1])} cm"
-    r = run(toy / "base", toy / "world", tmp_path, first_steps=2, all_steps=2, scenes=2, threads=1, progress=False)
-    assert set(r["phases"]) == {"first", "all"} and r["locations"]["heldout"]["asked"] == 6
+    r = run(toy / "base", toy / "world", tmp_path, first_steps=2, all_steps=2, world_steps=2, scenes=2, threads=1, progress=False)
+    assert set(r["phases"]) == {"first", "all", "world"} and r["locations"]["heldout"]["asked"] == 6
     assert json.loads((tmp_path / "binding.json").read_text())["all_steps"] == 2
 
 

@@ -12,14 +12,16 @@ Trained on the world corpus, where a coordinate question is one turn among sever
 things in four languages, the slots bases answer one place per scene whatever thing is named. Trained
 on this question alone, the same base learns within 900 steps to choose the token by the name (its x
 answers follow each thing); `--first-steps` asks about the first pickable alone before that, to tell
-reading a fixed token (learned at once) from choosing one by name. (Figures in the README.)
+reading a fixed token (learned at once) from choosing one by name; `--world-steps` then goes back to
+the world corpus, to see whether the base keeps what it learned. (Figures in the README.)
 
 As numbered steps (`run`):
 1. the corpus: one question per thing per training scene (held-out scenes never), written as two
    world folders under `out` (`first/`: the first pickable only; `all/`: every thing), images by
    absolute path;
-2. `pretrain` with the tower frozen: `first_steps` on `first/`, then `all_steps` on `all/`
-   (each phase resumes, and is skipped once its `pretrain.json` exists);
+2. `pretrain` with the tower frozen: `first_steps` on `first/`, then `all_steps` on `all/`, then
+   `world_steps` on the world's own corpus (each phase resumes, and is skipped once its
+   `pretrain.json` exists);
 3. `probe_locations` on the world's training and held-out scenes -> `out/binding.json`.
 """
 
@@ -50,30 +52,31 @@ def coordinate_questions(world: Path, things: tuple[str, ...]) -> list[dict[str,
     return rows
 
 
-def run(base: Path, world: Path, out: Path, first_steps: int, all_steps: int, scenes: int = 60,
+def run(base: Path, world: Path, out: Path, first_steps: int, all_steps: int, world_steps: int = 0, scenes: int = 60,
         learning_rate: float = 1e-3, threads: int = 0, progress: bool = True) -> dict[str, Any]:
     from policy.backends.hf import HFBackend
     from training.micro.probe import probe_locations
 
     # 1.-2. each phase's corpus, then its training, from the last phase's weights
     model, losses = base, {}
-    for name, things, steps in [("first", PICKABLES[:1], first_steps), ("all", THINGS, all_steps)]:
+    for name, things, steps in [("first", PICKABLES[:1], first_steps), ("all", THINGS, all_steps), ("world", None, world_steps)]:
         if steps == 0:
             continue
-        if not (out / name / "train.jsonl").exists():
-            (out / name).mkdir(parents=True, exist_ok=True)
-            _atomic_jsonl(out / name / "train.jsonl", coordinate_questions(world, things))
+        data = world if things is None else out / name  # the world phase trains on the world's own corpus
+        if things is not None and not (data / "train.jsonl").exists():
+            data.mkdir(parents=True, exist_ok=True)
+            _atomic_jsonl(data / "train.jsonl", coordinate_questions(world, things))
         target = out / f"model-{name}"
         if not (target / "pretrain.json").exists():
             cfg = PretrainConfig(steps=steps, batch_size=16, learning_rate=learning_rate, warmup_steps=20,
                                  freeze_vision=True, threads=threads)
-            pretrain(model, out / name, target, cfg, progress=progress)
+            pretrain(model, data, target, cfg, progress=progress)
         s = json.loads((target / "pretrain.json").read_text())
         losses[name] = {"steps": s["steps"], "first_loss": round(s["first_loss"], 3), "final_loss": round(s["final_loss"], 3),
                         "minutes": round(s["seconds"] / 60, 1)}
         model = target
     # 3. where the answers put things, against the simulator
-    result = {"base": str(base), "first_steps": first_steps, "all_steps": all_steps, "phases": losses,
+    result = {"base": str(base), "first_steps": first_steps, "all_steps": all_steps, "world_steps": world_steps, "phases": losses,
               "locations": probe_locations(HFBackend.from_pretrained(str(model)), world, scenes)}
     (out / "binding.json").write_text(json.dumps(result, indent=1))
     return result
@@ -87,19 +90,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--first-steps", type=int, default=300, help="steps asking only about the first pickable (0: none)")
     ap.add_argument("--all-steps", type=int, default=600, help="steps asking about every thing")
+    ap.add_argument("--world-steps", type=int, default=0, help="then steps on the world's own corpus (does the base keep it?)")
     ap.add_argument("--scenes", type=int, default=60, help="training and held-out scenes each for the probe")
     ap.add_argument("--learning-rate", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
-    if a.first_steps < 0 or a.all_steps < 1:
-        ap.error("--first-steps must be >= 0 and --all-steps >= 1")
+    if a.first_steps < 0 or a.all_steps < 1 or a.world_steps < 0:
+        ap.error("--first-steps and --world-steps must be >= 0, --all-steps >= 1")
     if not (a.world / "scenes.jsonl").exists():
         ap.error(f"{a.world} has no scenes.jsonl; pass the world folder the base was trained on (training.micro world)")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    r = run(a.base, a.world, a.out, a.first_steps, a.all_steps, a.scenes, a.learning_rate, a.threads, progress=not a.quiet)
+    r = run(a.base, a.world, a.out, a.first_steps, a.all_steps, a.world_steps, a.scenes, a.learning_rate, a.threads,
+            progress=not a.quiet)
     held = r["locations"]["heldout"]
     print(f"held-out scenes: error x/y {held['error_xy_cm']} cm (guessing the mean {held['mean_guess_error_xy_cm']}), "
           f"correlation {held['correlation_xy']} -> {a.out / 'binding.json'}")
