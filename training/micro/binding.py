@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from training.micro.base import PretrainConfig, pretrain
-from training.micro.world import HELDOUT_SEED_BASE, NAMES, PICKABLES, QUESTIONS, THINGS, SceneTruth, _atomic_jsonl, cm, read_jsonl
+from training.micro.world import HELDOUT_SEED_BASE, PICKABLES, THINGS, SceneTruth, coords_qa, read_jsonl, write_jsonl
 
 
 def coordinate_questions(world: Path, things: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -45,10 +45,9 @@ def coordinate_questions(world: Path, things: tuple[str, ...]) -> list[dict[str,
         if t.seed >= HELDOUT_SEED_BASE:
             continue
         for o in things:
-            x, y = t.positions[o][:2]
-            rows.append({"image": str((world / t.image).resolve()), "turns": [{
-                "kind": "coords", "lang": "en", "question": QUESTIONS["coords"]["en"][0].format(a=NAMES[o]["en"]),
-                "answer": f"x {cm(x)} cm, y {cm(y)} cm"}]})
+            question, answer = coords_qa(o, t, "en")
+            rows.append({"image": str((world / t.image).resolve()),
+                         "turns": [{"kind": "coords", "lang": "en", "question": question, "answer": answer}]})
     return rows
 
 
@@ -65,7 +64,7 @@ def run(base: Path, world: Path, out: Path, first_steps: int, all_steps: int, wo
         data = world if things is None else out / name  # the world phase trains on the world's own corpus
         if things is not None and not (data / "train.jsonl").exists():
             data.mkdir(parents=True, exist_ok=True)
-            _atomic_jsonl(data / "train.jsonl", coordinate_questions(world, things))
+            write_jsonl(data / "train.jsonl", coordinate_questions(world, things))
         target = out / f"model-{name}"
         if not (target / "pretrain.json").exists():
             cfg = PretrainConfig(steps=steps, batch_size=16, learning_rate=learning_rate, warmup_steps=20,

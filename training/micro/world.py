@@ -288,6 +288,12 @@ def scene_questions(t: SceneTruth, rng: np.random.Generator, n: int, phrasing: i
     return out
 
 
+def coords_qa(thing: str, t: SceneTruth, lang: str, phrasing: int = 0) -> tuple[str, str]:
+    """'What are the coordinates of the carrot?' -> 'x 24.3 cm, y -8.5 cm' (table position, `lang`)."""
+    x, y = t.positions[thing][:2]
+    return _q("coords", lang, phrasing, a=NAMES[thing][lang]), f"x {cm(x)} cm, y {cm(y)} cm"
+
+
 def _scene_qa(kind: str, lang: str, t: SceneTruth, rng: np.random.Generator, ph: int) -> tuple[str, str] | None:
     P = t.positions
 
@@ -302,7 +308,7 @@ def _scene_qa(kind: str, lang: str, t: SceneTruth, rng: np.random.Generator, ph:
     if kind == "region":
         return _q(kind, lang, ph, a=name(a)), region(P[a], lang)
     if kind == "coords":
-        return _q(kind, lang, ph, a=name(a)), f"x {cm(P[a][0])} cm, y {cm(P[a][1])} cm"
+        return coords_qa(a, t, lang, ph)
     if kind == "gripper_coords":
         return _q(kind, lang, ph), f"x {cm(g[0])} cm, y {cm(g[1])} cm, z {cm(g[2])} cm"
     if kind == "offset":
@@ -520,12 +526,13 @@ def build_world(out: str | os.PathLike, cfg: WorldConfig = WorldConfig(), progre
         for _ in range(cfg.locate_conversations_per_scene):
             train.append({"image": t.image, "turns": scene_questions(t, rng, cfg.turns, phrasing=0, kinds=LOCATE_KINDS)})
     rng.shuffle(train)
-    _atomic_jsonl(out / "train.jsonl", train)
-    _atomic_jsonl(out / "heldout.jsonl", held)
+    write_jsonl(out / "train.jsonl", train)
+    write_jsonl(out / "heldout.jsonl", held)
     return {"conversations": len(train), "scene_images": len(train_scenes), "heldout_questions": len(held)}
 
 
-def _atomic_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write `rows` as JSON lines beside `path`, then swap it in: a killed write leaves no half file."""
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", encoding="utf-8") as f:
         for r in rows:
