@@ -76,7 +76,7 @@ def test_the_slots_probe_reads_thing_i_from_image_token_i_alone():
 
 
 def test_the_binding_experiment_asks_about_training_scenes_only_and_reports_held_out_ones(toy, tmp_path):
-    from training.micro.binding import coordinate_questions, run
+    from training.micro.binding import BindingConfig, coordinate_questions, run
     from training.micro.world import HELDOUT_SEED_BASE, THINGS, SceneTruth, cm
 
     scenes = [SceneTruth(**r) for r in read_jsonl(toy / "world" / "scenes.jsonl")]
@@ -85,9 +85,32 @@ def test_the_binding_experiment_asks_about_training_scenes_only_and_reports_held
     assert len(rows) == len(THINGS) * len(train) < len(THINGS) * len(scenes)  # held-out scenes are never asked about
     first = train[0].positions[THINGS[0]]
     assert rows[0]["turns"][0]["answer"] == f"x {cm(first[0])} cm, y {cm(first[1])} cm"
-    r = run(toy / "base", toy / "world", tmp_path, first_steps=2, all_steps=2, world_steps=2, scenes=2, threads=1, progress=False)
+    r = run(toy / "base", toy / "world", tmp_path, BindingConfig(first_steps=2, all_steps=2, world_steps=2, probe_scenes=2),
+            threads=1, progress=False)
     assert set(r["phases"]) == {"first", "all", "world"} and r["locations"]["heldout"]["asked"] == 6
     assert json.loads((tmp_path / "binding.json").read_text())["all_steps"] == 2
+
+
+def test_a_bound_scale_runs_the_binding_phases_after_the_world_and_ships_their_last_weights(toy, tmp_path):
+    import shutil
+
+    from training.micro.__main__ import SCALES, card, stage_base
+    from training.micro.binding import BindingConfig
+
+    out = tmp_path / "bound"
+    out.mkdir()
+    for name in ("world", "base-init"):
+        (out / name).symlink_to(toy / name)
+    shutil.copytree(toy / "base", out / "base-lm")  # the world pretraining, done (its .done copied along)
+    scale = replace(SCALES["toy"], binding=BindingConfig(first_steps=1, all_steps=2, world_steps=1, probe_scenes=1))
+    stage_base(out, scale, progress=False, threads=1)
+    assert (out / "base" / "model.safetensors").read_bytes() == (out / "binding" / "model-world" / "model.safetensors").read_bytes()
+    assert json.loads((out / "base" / ".done").read_text())["binding"]["all"]["steps"] == 2
+    for name in ("episodes", "dlan", "lora"):
+        (out / name).symlink_to(toy / name)
+    text = card(out)
+    assert "1 steps about the first pickable, 2 about every thing, then 1 steps of the world corpus" in text
+    assert f"{json.loads((toy / 'base' / 'pretrain.json').read_text())['steps']} steps of" in text  # the world line: base-lm
 
 
 def test_locate_conversations_ask_only_coordinates_and_leave_the_heldout_set_as_it_was(tmp_path):

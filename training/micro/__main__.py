@@ -11,7 +11,9 @@ Stages, each skipped when its output is complete (so a killed run continues):
              (training.micro.base) -> OUT/base, an ordinary Hugging Face folder; with --scale
              micro-located or micro-slots the vision tower first learns to locate things from the
              scenes' ground truth (training.micro.vision -> OUT/base-vision) and the rest is trained
-             with it frozen
+             with it frozen; with --scale micro-bound that pretraining goes to OUT/base-lm and the
+             coordinate question's phases follow (training.micro.binding -> OUT/binding), whose last
+             weights become OUT/base
 3. data      expert episodes of the in-distribution tasks (training.collect; English
              instructions only reach the text) -> training.verbalize -> OUT/dlan
 4. finetune  training.finetune on OUT/base: verbalized LoRA -> OUT/lora, the AT ablation ->
@@ -33,6 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from training.micro.base import MICRO_SIZE, PretrainConfig, build_base, pretrain
+from training.micro.binding import BindingConfig
 from training.micro.vision import VisionConfig, pretrain_vision
 from training.micro.world import WorldConfig, build_world
 from training.tiny import Gemma3Size
@@ -63,6 +66,7 @@ class Scale:
     episodes: int  # expert episodes per in-distribution task
     finetune: tuple[str, ...]  # training.finetune flags shared by every variant
     split_digits: bool = False  # the tokenizer spells numbers one digit a token (as Gemma's does)
+    binding: BindingConfig | None = None  # after the world pretraining, the coordinate question's phases
 
 
 SCALES = {
@@ -91,6 +95,17 @@ SCALES = {
         size=MICRO_SIZE, vocab=3072,
         vision=VisionConfig(steps=2000, batch_size=64, learning_rate=1e-3, warmup_steps=100, probe="slots"),
         pretrain=PretrainConfig(steps=1800, batch_size=16, learning_rate=1e-3, warmup_steps=50, freeze_vision=True),
+        episodes=120,
+        finetune=MICRO_FINETUNE,
+    ),
+    # micro-slots, 3,000 language steps, then the coordinate question alone and the world again
+    # (training.micro.binding): the first base that both answers the world and says where named things are
+    "micro-bound": Scale(
+        world=WorldConfig(scenes=5000, heldout_scenes=150, locate_conversations_per_scene=2),
+        size=MICRO_SIZE, vocab=3072,
+        vision=VisionConfig(steps=2000, batch_size=64, learning_rate=1e-3, warmup_steps=100, probe="slots"),
+        pretrain=PretrainConfig(steps=3000, batch_size=16, learning_rate=1e-3, warmup_steps=50, freeze_vision=True),
+        binding=BindingConfig(),
         episodes=120,
         finetune=MICRO_FINETUNE,
     ),
@@ -144,10 +159,34 @@ def stage_base(out: Path, scale: Scale, progress: bool, threads: int) -> None:
                   f"(guessing the mean: {v['mean_guess_xy_error_cm']:.1f} cm), gripper {v['heldout_gripper_error_cm']:.1f} cm "
                   f"({v['seconds'] / 60:.1f} min)")
         init = seen
-    s = pretrain(init, out / "world", base, replace(scale.pretrain, threads=threads), progress=progress)
-    _mark(base, {k: v for k, v in s.items() if k != "losses"})
-    print(f"base: {s['parameters'] / 1e6:.1f} M parameters, loss {s['first_loss']:.2f} -> {s['final_loss']:.2f} "
-          f"in {s['steps']} steps ({s['seconds'] / 60:.1f} min, {s['tokens_per_s']:.0f} tokens/s)")
+    lm = out / "base-lm" if scale.binding else base
+    if not _done(lm):
+        s = pretrain(init, out / "world", lm, replace(scale.pretrain, threads=threads), progress=progress)
+        _mark(lm, {k: v for k, v in s.items() if k != "losses"})
+        print(f"base: {s['parameters'] / 1e6:.1f} M parameters, loss {s['first_loss']:.2f} -> {s['final_loss']:.2f} "
+              f"in {s['steps']} steps ({s['seconds'] / 60:.1f} min, {s['tokens_per_s']:.0f} tokens/s)")
+    if scale.binding:
+        from training.micro.binding import run as bind
+
+        r = bind(lm, out / "world", out / "binding", scale.binding, threads, progress)
+        _copy_folder(Path(r["model"]), base)
+        _mark(base, {"binding": r["phases"], "locations": r["locations"]["heldout"]})
+        held = r["locations"]["heldout"]
+        phases = ", ".join(f"{name} {p['steps']} steps" for name, p in r["phases"].items())
+        print(f"binding: {phases}; held-out things within {held['error_xy_cm']} cm x/y "
+              f"(guessing the mean {held['mean_guess_error_xy_cm']})")
+
+
+def _copy_folder(src: Path, dst: Path, skip: set[str] = frozenset()) -> None:
+    """Copy `src` to `dst` beside and rename: a kill mid-copy leaves no half folder at `dst`."""
+    import shutil
+
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp, ignore=lambda d, names: [n for n in names if n in skip])
+    if dst.exists():
+        shutil.rmtree(dst)
+    tmp.rename(dst)
 
 
 def stage_data(out: Path, scale: Scale, progress: bool) -> None:
@@ -216,7 +255,8 @@ def stage_ship(out: Path, to: Path) -> None:
 def card(out: Path) -> str:
     """The shipped model's card: what it was trained on, how long, to what loss (from the run's own files)."""
     world = json.loads((out / "world" / ".done").read_text())
-    pre = json.loads((out / "base" / "pretrain.json").read_text())
+    lm = out / "base-lm" if (out / "base-lm" / "pretrain.json").exists() else out / "base"  # the world pretraining
+    pre = json.loads((lm / "pretrain.json").read_text())
     lora = json.loads((out / "lora" / "training_config.json").read_text())
     records = sum(1 for line in (out / "dlan" / "data.jsonl").open() if line.strip())
     chunking = json.loads((out / "dlan" / "config.json").read_text())["chunking"]
@@ -230,6 +270,16 @@ def card(out: Path) -> str:
                        f"{v['mean_guess_xy_error_cm']:.1f} cm; {v['seconds'] / 60:.1f} min); then the rest was\n  ")
     if pre["config"].get("freeze_vision"):
         frozen = ", the tower frozen"
+    binding_line = ""
+    if (out / "binding" / "binding.json").exists():
+        b = json.loads((out / "binding" / "binding.json").read_text())
+        held = b["locations"]["heldout"]
+        binding_line = (f"\n  Then (`training.micro.binding`, tower frozen) the single question \"What are the coordinates of the <thing>?\": "
+                        f"{b['first_steps']} steps about the first pickable, {b['all_steps']} about every thing, then {b['world_steps']} "
+                        f"steps of the world corpus again; the base then locates held-out scenes' named things within "
+                        f"{held['error_xy_cm'][0]:.1f} / {held['error_xy_cm'][1]:.1f} cm (x / y; guessing the mean "
+                        f"{held['mean_guess_error_xy_cm'][0]:.1f} / {held['mean_guess_error_xy_cm'][1]:.1f} cm).")
+    c = lora["config"]
     return f"""# micro VLM2VLA (the demo's embedded default)
 
 A {pre['parameters'] / 1e6:.1f} M-parameter `Gemma3ForConditionalGeneration` (4 text layers of width 256,
@@ -239,14 +289,14 @@ and a LoRA adapter that makes it a robot policy. Built by `python -m training.mi
 - `base/`: {vision_line}pretrained on the generated world ({world['conversations']} conversations about
   {world['scene_images']} rendered scenes plus text-only facts, in English, Spanish, Mandarin and Hindi;
   no action text): {pre['steps']} steps of {pre['config']['batch_size']} conversations, lr {pre['config']['learning_rate']},
-  loss {pre['first_loss']:.2f} -> {pre['final_loss']:.2f}, {pre['seconds'] / 60:.1f} min at {pre['tokens_per_s']:.0f} tokens/s{frozen}.
+  loss {pre['first_loss']:.2f} -> {pre['final_loss']:.2f}, {pre['seconds'] / 60:.1f} min at {pre['tokens_per_s']:.0f} tokens/s{frozen}.{binding_line}
 - `lora/`: `training.finetune` on {records} D_lan records from expert episodes of pick_up, pick_and_place and
   pick_place_lift with **English instructions only** (steps up to {chunking['max_axis'] * 100:g} cm an axis{min_move};
   stages: subtasks, actions; each episode's subtask list
-  {lora['config'].get('subtasks_repeat', 1)} times), {lora.get('global_step')} steps,
+  {c.get('subtasks_repeat', 1)} times), {lora.get('global_step')} steps,
   train loss {lora.get('train_loss', float('nan')):.2f}, eval loss {lora.get('eval_loss') or float('nan'):.2f}, {lora.get('seconds', 0) / 60:.1f} min.
-  Hyperparameters that differ from the 12B recipe (and why): lr 1e-3 instead of 5e-5 and rank 32 (a model this
-  small, trained from scratch, moves slowly at the paper's rate), 5 epochs, batch 16, the subtask lists repeated
+  Hyperparameters that differ from the 12B recipe (and why): lr {c['learning_rate']:g} instead of 5e-5 and rank {c['lora_r']} (a model this
+  small, trained from scratch, moves slowly at the paper's rate), {c['epochs']:g} epochs, batch {c['batch_size']}, the subtask lists repeated
   (one per episode against one action sample per step: without it stage 1 collapsed onto one object), no
   validator samples (the demo judges with the simulator).
 - Departure from the paper's prompt: the stage-2 prompt carries the gripper position

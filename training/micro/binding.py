@@ -7,13 +7,15 @@ taught (`--scale micro-slots`: image token i holds thing i), language training a
 
     python -m training.micro.binding --base slots/base --world slots/world --out binding/ --first-steps 300 --all-steps 600
     python -m training.micro.binding ... --first-steps 0 --all-steps 900      # the same steps, all things from the start
+    python -m training.micro all --out bound/ --scale micro-bound              # the phases as a stage of the recipe
 
 Trained on the world corpus, where a coordinate question is one turn among several, about any of nine
 things in four languages, the slots bases answer one place per scene whatever thing is named. Trained
 on this question alone, the same base learns within 900 steps to choose the token by the name (its x
 answers follow each thing); `--first-steps` asks about the first pickable alone before that, to tell
 reading a fixed token (learned at once) from choosing one by name; `--world-steps` then goes back to
-the world corpus, to see whether the base keeps what it learned. (Figures in the README.)
+the world corpus, to see whether the base keeps what it learned. (Figures in the README.) The recipe's
+`--scale micro-bound` runs these phases (`BindingConfig`) after the world pretraining.
 
 As numbered steps (`run`):
 1. the corpus: one question per thing per training scene (held-out scenes never), written as two
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +54,35 @@ def coordinate_questions(world: Path, things: tuple[str, ...]) -> list[dict[str,
     return rows
 
 
-def run(base: Path, world: Path, out: Path, first_steps: int, all_steps: int, world_steps: int = 0, scenes: int = 60,
-        learning_rate: float = 1e-3, threads: int = 0, progress: bool = True) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BindingConfig:
+    """The phases after the world pretraining, on a base whose tower stays frozen (defaults: the run
+    whose base both locates named things and answers the world's questions; README)."""
+
+    first_steps: int = 300  # the first pickable alone: reading one fixed image token, learned at once
+    all_steps: int = 1500  # every thing: choosing the token by the name takes hundreds of steps of this alone
+    world_steps: int = 600  # back on the world corpus, which the coordinate phase made the model forget
+    learning_rate: float = 1e-3
+    probe_scenes: int = 60  # training and held-out world scenes each for the closing location probe
+
+    def __post_init__(self) -> None:
+        if self.first_steps < 0 or self.all_steps < 1 or self.world_steps < 0:
+            raise ValueError("BindingConfig: first_steps and world_steps must be >= 0, all_steps >= 1")
+        if not 0 < self.learning_rate < 1:
+            raise ValueError(f"BindingConfig.learning_rate must be in (0, 1), got {self.learning_rate}")
+
+
+def run(base: Path, world: Path, out: Path, cfg: BindingConfig = BindingConfig(), threads: int = 0,
+        progress: bool = True) -> dict[str, Any]:
+    """The phases of `cfg` from `base`; returns (and writes to out/binding.json) each phase's losses, the
+    location probe's figures and `model`, the folder of the last phase's weights."""
     from policy.backends.hf import HFBackend
     from training.micro.probe import probe_locations
 
     # 1.-2. each phase's corpus, then its training, from the last phase's weights
-    model, losses = base, {}
-    for name, things, steps in [("first", PICKABLES[:1], first_steps), ("all", THINGS, all_steps), ("world", None, world_steps)]:
+    model, losses = Path(base), {}
+    phases = [("first", PICKABLES[:1], cfg.first_steps), ("all", THINGS, cfg.all_steps), ("world", None, cfg.world_steps)]
+    for name, things, steps in phases:
         if steps == 0:
             continue
         data = world if things is None else out / name  # the world phase trains on the world's own corpus
@@ -67,17 +91,19 @@ def run(base: Path, world: Path, out: Path, first_steps: int, all_steps: int, wo
             write_jsonl(data / "train.jsonl", coordinate_questions(world, things))
         target = out / f"model-{name}"
         if not (target / "pretrain.json").exists():
-            cfg = PretrainConfig(steps=steps, batch_size=16, learning_rate=learning_rate, warmup_steps=20,
-                                 freeze_vision=True, threads=threads)
-            pretrain(model, data, target, cfg, progress=progress)
+            pcfg = PretrainConfig(steps=steps, batch_size=16, learning_rate=cfg.learning_rate, warmup_steps=20,
+                                  freeze_vision=True, threads=threads)
+            pretrain(model, data, target, pcfg, progress=progress)
         s = json.loads((target / "pretrain.json").read_text())
         losses[name] = {"steps": s["steps"], "first_loss": round(s["first_loss"], 3), "final_loss": round(s["final_loss"], 3),
                         "minutes": round(s["seconds"] / 60, 1)}
         model = target
     # 3. where the answers put things, against the simulator
-    result = {"base": str(base), "first_steps": first_steps, "all_steps": all_steps, "world_steps": world_steps, "phases": losses,
-              "locations": probe_locations(HFBackend.from_pretrained(str(model)), world, scenes)}
-    (out / "binding.json").write_text(json.dumps(result, indent=1))
+    result = {"base": str(base), **asdict(cfg), "phases": losses, "model": str(model),
+              "locations": probe_locations(HFBackend.from_pretrained(str(model)), world, cfg.probe_scenes)}
+    tmp = out / "binding.json.tmp"  # written beside, then renamed: a kill leaves no half file
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(out / "binding.json")
     return result
 
 
@@ -95,15 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
-    if a.first_steps < 0 or a.all_steps < 1 or a.world_steps < 0:
-        ap.error("--first-steps and --world-steps must be >= 0, --all-steps >= 1")
+    try:
+        cfg = BindingConfig(a.first_steps, a.all_steps, a.world_steps, a.learning_rate, a.scenes)
+    except ValueError as e:
+        ap.error(str(e))
     if not (a.world / "scenes.jsonl").exists():
         ap.error(f"{a.world} has no scenes.jsonl; pass the world folder the base was trained on (training.micro world)")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    r = run(a.base, a.world, a.out, a.first_steps, a.all_steps, a.world_steps, a.scenes, a.learning_rate, a.threads,
-            progress=not a.quiet)
+    r = run(a.base, a.world, a.out, cfg, a.threads, progress=not a.quiet)
     held = r["locations"]["heldout"]
     print(f"held-out scenes: error x/y {held['error_xy_cm']} cm (guessing the mean {held['mean_guess_error_xy_cm']}), "
           f"correlation {held['correlation_xy']} -> {a.out / 'binding.json'}")
