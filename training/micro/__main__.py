@@ -177,13 +177,13 @@ def stage_base(out: Path, scale: Scale, progress: bool, threads: int) -> None:
               f"(guessing the mean {held['mean_guess_error_xy_cm']})")
 
 
-def _copy_folder(src: Path, dst: Path, skip: set[str] = frozenset()) -> None:
+def _copy_folder(src: Path, dst: Path) -> None:
     """Copy `src` to `dst` beside and rename: a kill mid-copy leaves no half folder at `dst`."""
     import shutil
 
     tmp = dst.with_name(dst.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp, ignore=lambda d, names: [n for n in names if n in skip])
+    shutil.copytree(src, tmp)
     if dst.exists():
         shutil.rmtree(dst)
     tmp.rename(dst)
