@@ -624,6 +624,7 @@ def main(argv: list[str] | None = None) -> int:
         if not torch.cuda.is_available() and cfg.cpu_threads > 0:
             torch.set_num_threads(cfg.cpu_threads)
         s = finetune(cfg)
+        _all_ranks_done()
     except FinetuneError as e:
         if is_main_process():  # the same inputs fail the same way on every rank: say it once
             print(f"error: {e}", file=sys.stderr)
@@ -634,6 +635,16 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: s[k] for k in ("global_step", "train_loss", "eval_loss", "seconds")}))
         print(f"{'model' if cfg.full_finetune else 'adapter'} written to {cfg.out}")
     return 0
+
+
+def _all_ranks_done() -> None:
+    """Wait until every rank has finished (rank 0 still writes the card and summary) before any leaves
+    the group: a rank tearing down while another still talks over gloo aborted once at exit (SIGABRT,
+    'terminate called without an active exception') after the adapter was written."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def _end_process_group() -> None:
