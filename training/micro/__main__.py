@@ -69,6 +69,20 @@ class Scale:
     binding: BindingConfig | None = None  # after the world pretraining, the coordinate question's phases
 
 
+# the experiment after the shipped model (README, "The micro model"): numbers one digit a token,
+# a tower taught to locate things and then frozen, and a coordinate curriculum in the world
+_LOCATED = Scale(
+    world=WorldConfig(scenes=5000, heldout_scenes=150, locate_conversations_per_scene=2),
+    size=MICRO_SIZE, vocab=3072, split_digits=True,
+    vision=VisionConfig(steps=2000, batch_size=64, learning_rate=1e-3, warmup_steps=100),
+    pretrain=PretrainConfig(steps=1800, batch_size=16, learning_rate=1e-3, warmup_steps=50, freeze_vision=True),
+    episodes=120,
+    finetune=MICRO_FINETUNE,
+)
+# micro-located's world and schedule, but the tower gives every thing its own image token
+# (VisionConfig.probe="slots") and numbers stay whole tokens (3x faster language steps)
+_SLOTS = replace(_LOCATED, split_digits=False, vision=replace(_LOCATED.vision, probe="slots"))
+
 SCALES = {
     # the shipped model; ~1 h on 2 cores for world + base + verbalized adapter
     "micro": Scale(
@@ -78,37 +92,11 @@ SCALES = {
         episodes=120,
         finetune=MICRO_FINETUNE,
     ),
-    # the experiment after the shipped model (README, "The micro model"): numbers one digit a token,
-    # a tower taught to locate things and then frozen, and a coordinate curriculum in the world
-    "micro-located": Scale(
-        world=WorldConfig(scenes=5000, heldout_scenes=150, locate_conversations_per_scene=2),
-        size=MICRO_SIZE, vocab=3072, split_digits=True,
-        vision=VisionConfig(steps=2000, batch_size=64, learning_rate=1e-3, warmup_steps=100),
-        pretrain=PretrainConfig(steps=1800, batch_size=16, learning_rate=1e-3, warmup_steps=50, freeze_vision=True),
-        episodes=120,
-        finetune=MICRO_FINETUNE,
-    ),
-    # micro-located's world and schedule, but the tower gives every thing its own image token
-    # (VisionConfig.probe="slots") and numbers stay whole tokens (3x faster language steps)
-    "micro-slots": Scale(
-        world=WorldConfig(scenes=5000, heldout_scenes=150, locate_conversations_per_scene=2),
-        size=MICRO_SIZE, vocab=3072,
-        vision=VisionConfig(steps=2000, batch_size=64, learning_rate=1e-3, warmup_steps=100, probe="slots"),
-        pretrain=PretrainConfig(steps=1800, batch_size=16, learning_rate=1e-3, warmup_steps=50, freeze_vision=True),
-        episodes=120,
-        finetune=MICRO_FINETUNE,
-    ),
+    "micro-located": _LOCATED,
+    "micro-slots": _SLOTS,
     # micro-slots, 3,000 language steps, then the coordinate question alone and the world again
     # (training.micro.binding): the first base that both answers the world and says where named things are
-    "micro-bound": Scale(
-        world=WorldConfig(scenes=5000, heldout_scenes=150, locate_conversations_per_scene=2),
-        size=MICRO_SIZE, vocab=3072,
-        vision=VisionConfig(steps=2000, batch_size=64, learning_rate=1e-3, warmup_steps=100, probe="slots"),
-        pretrain=PretrainConfig(steps=3000, batch_size=16, learning_rate=1e-3, warmup_steps=50, freeze_vision=True),
-        binding=BindingConfig(),
-        episodes=120,
-        finetune=MICRO_FINETUNE,
-    ),
+    "micro-bound": replace(_SLOTS, pretrain=replace(_SLOTS.pretrain, steps=3000), binding=BindingConfig()),
     # a few minutes: the tests' recipe
     "toy": Scale(
         world=WorldConfig(scenes=40, heldout_scenes=8, conversations_per_scene=3, fact_passes=0.1),
