@@ -93,7 +93,11 @@ def _fresh_log_dir(settings: TrialSettings, spec: PolicySpec, trial: Trial) -> P
 
 
 def _record(spec: PolicySpec, trial: Trial, instruction: str, done: Any, success: bool, seconds: float,
-            settings: TrialSettings, robot: str, outcome_by: str) -> dict[str, Any]:
+            settings: TrialSettings, robot: str, outcome_by: str,
+            subtasks: tuple[list[str], list[str]] | None = None) -> dict[str, Any]:
+    """One trial's JSON record. `subtasks`: (the policy's last planned list, the expert's list) where
+    the simulator knows the expert's; the table then tells a stage-1 miss from a stage-2 one."""
+    extra = {"subtasks_planned": subtasks[0], "subtasks_expected": subtasks[1]} if subtasks else {}
     return {
         "policy": spec.label,
         "row": trial.row,
@@ -114,6 +118,7 @@ def _record(spec: PolicySpec, trial: Trial, instruction: str, done: Any, success
         "robot": robot,
         "outcome_by": outcome_by,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **extra,
     }
 
 
@@ -154,6 +159,7 @@ class SimWorker:
 
     def run(self, spec: PolicySpec, trial: Trial) -> dict[str, Any]:
         """Run one trial and write its record (atomically); returns the record."""
+        from policy.events import SubtasksPlanned
         from policy.loop import ClosedLoop
         from policy.sim_episode import sim_episode
         from robot.sim.tasks import make_task
@@ -164,10 +170,17 @@ class SimWorker:
         instruction = task.instruction(trial.lang)
         cfg = _loop_config(spec, ep.backend, _fresh_log_dir(self.settings, spec, trial), not self.settings.pose_only_steps)
         loop = ClosedLoop(sim, ep.backend, ep.validator, cfg)
+        expected = task.subtasks(sim)  # the expert's, on the scene sim_episode arranged
+        planned: list[str] = []
+
+        def on_event(_loop: Any, e: Any) -> None:
+            if isinstance(e, SubtasksPlanned):  # a regenerated list replaces the first
+                planned[:] = list(e.subtasks)
+
         t0 = time.perf_counter()
-        done = _run_loop(loop, instruction, trial.seed)
+        done = _run_loop(loop, instruction, trial.seed, on_event)
         record = _record(spec, trial, instruction, done, bool(task.success(sim)), time.perf_counter() - t0,
-                         self.settings, "sim", "simulator")
+                         self.settings, "sim", "simulator", subtasks=(planned, expected))
         write_trial(self.settings.out, spec.label, trial, record)
         return record
 

@@ -20,6 +20,10 @@ class Cell:
     rejected: int  # model answers that did not parse (EpisodeDone.rejected: action blocks, subtask lists), summed over the trials
     seconds_per_episode: float
     seeds: tuple[int, int]  # smallest and largest seed
+    # trials whose first planned subtask is the expert's (the right object named, stage 1 done right),
+    # of those whose record knows the expert's list (the simulator's; a person's trials do not)
+    first_subtask_right: int = 0
+    first_subtask_known: int = 0
 
     @property
     def rate(self) -> float:
@@ -50,6 +54,7 @@ def summarize(records: Iterable[dict[str, Any]], row_order: list[str] | None = N
             if not rs:
                 continue
             n = len(rs)
+            known = [r for r in rs if r.get("subtasks_expected")]
             cells.append(Cell(
                 row=row, policy=pol, n=n,
                 successes=sum(bool(r["success"]) for r in rs),
@@ -57,11 +62,19 @@ def summarize(records: Iterable[dict[str, Any]], row_order: list[str] | None = N
                 rejected=sum(r["rejected"] for r in rs),
                 seconds_per_episode=sum(r["seconds"] for r in rs) / n,
                 seeds=(min(r["seed"] for r in rs), max(r["seed"] for r in rs)),
+                first_subtask_right=sum(_first_subtask_right(r) for r in known),
+                first_subtask_known=len(known),
             ))
     return cells
 
 
-TRIALS_HEADER = ("row", "policy", "success", "95% CI", "trials", "mean retries", "rejected blocks", "s/episode", "seeds")
+def _first_subtask_right(record: dict[str, Any]) -> bool:
+    planned = record.get("subtasks_planned") or []
+    return bool(planned) and planned[0] == record["subtasks_expected"][0]
+
+
+TRIALS_HEADER = ("row", "policy", "success", "95% CI", "trials", "first subtask right", "mean retries",
+                 "rejected blocks", "s/episode", "seeds")
 
 
 def trials_markdown(cells: list[Cell], titles: dict[str, str] | None = None) -> str:
@@ -70,9 +83,10 @@ def trials_markdown(cells: list[Cell], titles: dict[str, str] | None = None) -> 
     lines = ["| " + " | ".join(TRIALS_HEADER) + " |", "|" + "---|" * len(TRIALS_HEADER)]
     for c in cells:
         lo, hi = c.interval
+        first = f"{c.first_subtask_right}/{c.first_subtask_known}" if c.first_subtask_known else "—"
         lines.append(
             f"| {titles.get(c.row, c.row)} | {c.policy} | {100 * c.rate:.0f}% ({c.successes}/{c.n}) | "
-            f"{100 * lo:.0f}–{100 * hi:.0f}% | {c.n} | {c.mean_retries:.2f} | {c.rejected} | "
+            f"{100 * lo:.0f}–{100 * hi:.0f}% | {c.n} | {first} | {c.mean_retries:.2f} | {c.rejected} | "
             f"{c.seconds_per_episode:.1f} | {c.seeds[0]}–{c.seeds[1]} |"
         )
     return "\n".join(lines)

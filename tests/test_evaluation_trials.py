@@ -116,7 +116,20 @@ def test_table_has_one_line_per_row_and_policy():
     assert (c.n, c.successes, c.mean_retries, c.rejected) == (3, 2, 1.0, 3)
     lines = trials_markdown(cells, {"a": "Row A"}).splitlines()
     assert len(lines) == 2 + 4 and all(line.count("|") == len(TRIALS_HEADER) + 1 for line in lines)
-    assert "| Row A | x | 67% (2/3) | 21–94% | 3 |" in lines[-1]
+    assert "| Row A | x | 67% (2/3) | 21–94% | 3 | — |" in lines[-1]  # no expert lists: not known
+
+
+def test_first_subtask_right_counts_only_trials_whose_expert_list_is_known():
+    expert = ["reach for the carrot", "grasp the carrot", "lift the carrot"]
+    recs = [
+        {**_rec("a", "x", 1, False), "subtasks_planned": list(expert), "subtasks_expected": expert},
+        {**_rec("a", "x", 2, False), "subtasks_planned": ["reach for the banana"], "subtasks_expected": expert},
+        {**_rec("a", "x", 3, False), "subtasks_planned": [], "subtasks_expected": expert},  # no list parsed
+        _rec("a", "x", 4, False),  # a person's trial: no expert list
+    ]
+    (cell,) = summarize(recs)
+    assert (cell.first_subtask_right, cell.first_subtask_known, cell.n) == (1, 3, 4)
+    assert "| 4 | 1/3 |" in trials_markdown([cell])
 
 
 def test_a_resumed_run_refuses_other_settings(tmp_path):
@@ -144,6 +157,8 @@ def test_trials_cli_runs_every_row(tmp_path, capsys):
     assert len(list((tmp_path / "trials").glob("*/*/*.json"))) == 7
     rec = json.loads((tmp_path / "trials/scripted/pick_up_multilingual/zh-1000000.json").read_text())
     assert rec["seed"] == EVAL_SEED_BASE and rec["instruction"].startswith("拿起") and rec["success"]
+    assert rec["subtasks_planned"] == rec["subtasks_expected"] and rec["subtasks_expected"][0].startswith("reach for the ")
+    assert "| Pick Up-A (semantic) | scripted | 100% (1/1) | 21–100% | 1 | 1/1 |" in out  # the expert names the flag's object
     assert (tmp_path / rec["log_dir"] / "episode.jsonl").exists()
 
 
