@@ -113,6 +113,21 @@ def test_a_bound_scale_runs_the_binding_phases_after_the_world_and_ships_their_l
     assert f"{json.loads((toy / 'base' / 'pretrain.json').read_text())['steps']} steps of" in text  # the world line: base-lm
 
 
+def test_ship_copies_base_and_adapter_without_checkpoints_and_keeps_the_report_there(toy, tmp_path):
+    from training.micro.__main__ import stage_ship
+
+    to = tmp_path / "assets" / "micro"
+    (to / "report").mkdir(parents=True)
+    (to / "report" / "report.md").write_text("# Evaluation report\n")
+    (to / "stale.txt").write_text("from an older ship")
+    stage_ship(toy, to)
+    assert (to / "base" / "model.safetensors").exists() and (to / "lora" / "adapter_model.safetensors").exists()
+    assert not list(to.rglob("checkpoint*")) and not list(to.rglob(".done"))
+    assert (to / "report" / "report.md").read_text() == "# Evaluation report\n"  # the demo's Evaluation tab survives
+    assert not (to / "stale.txt").exists() and "`report/report.md` beside this card" in (to / "README.md").read_text()
+    assert not to.with_name("micro.tmp").exists()
+
+
 def test_locate_conversations_ask_only_coordinates_and_leave_the_heldout_set_as_it_was(tmp_path):
     import shutil
 

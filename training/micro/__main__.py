@@ -223,7 +223,7 @@ SHIP_SKIP = {"checkpoint", "checkpoints", "training_args.bin", ".done"}
 
 
 def stage_ship(out: Path, to: Path) -> None:
-    """Copy the base and the verbalized adapter into `to` (atomically per folder) with a card."""
+    """Copy the base and the verbalized adapter into `to` (atomically) with a card; a report already there is kept."""
     import shutil
 
     for name in ("base", "lora"):
@@ -234,6 +234,8 @@ def stage_ship(out: Path, to: Path) -> None:
     for name in ("base", "lora"):
         shutil.copytree(out / name, tmp / name, ignore=lambda d, names: [n for n in names if n in SHIP_SKIP])
     (tmp / "README.md").write_text(card(out))
+    if (to / "report").is_dir():  # the evaluation report the demo shows (python -m evaluation.report) stays
+        shutil.copytree(to / "report", tmp / "report")
     if to.exists():
         shutil.rmtree(to)
     tmp.rename(to)
@@ -290,8 +292,9 @@ and a LoRA adapter that makes it a robot policy. Built by `python -m training.mi
 - Departure from the paper's prompt: the stage-2 prompt carries the gripper position
   ("Gripper at: x .. cm, y .. cm, z .. cm", `policy.prompts.format_position`) for every backend.
 
-Load it with `policy.model.load_model("assets/micro/base", adapter="assets/micro/lora")`; measured results
-are in the project README ("The micro model").
+Load it with `policy.model.load_model("assets/micro/base", adapter="assets/micro/lora")`. Measured results:
+`report/report.md` beside this card (closed-loop trials and VQA retention, the demo's Evaluation tab) and the
+project README ("The micro model").
 """
 
 
