@@ -62,3 +62,31 @@ def test_it_answers_about_the_image_with_the_adapter_on_and_off(backend):
     off = vqa.ask(image, "What colour is the carrot?", adapter=False).text()
     assert on.strip() and off.strip()
     assert "orange" in off.lower()  # the base model learned it in its world (the adapter must not be needed)
+
+
+def test_its_base_reads_the_gripper_from_the_image_and_the_image_swap_probe_shows_it(backend, tmp_path):
+    """The true answers about the gripper (where it is, open or not, what it holds) on fresh scenes lose
+    more with another scene's image in place of their own: the base learned to read them from pixels.
+    (Its answers about where named things are do not: README, "The micro model".)"""
+    from PIL import Image
+
+    from training.micro.base import conversation_messages
+    from training.micro.probe import probe_image_use
+    from training.micro.world import HELDOUT_SEED_BASE, render_scenes, scene_questions
+
+    truths = render_scenes(tmp_path, [HELDOUT_SEED_BASE + 10_000 + i for i in range(24)], progress=False)
+    rng = np.random.default_rng(0)
+    convs, images, scenes = [], [], []
+    for t in truths:
+        image = Image.open(tmp_path / t.image).convert("RGB")
+        for qa in scene_questions(t, rng, 3, phrasing=0, kinds=("gripper_coords", "gripper_open", "holding")):
+            convs.append(conversation_messages([qa], with_image=True))
+            images.append(image)
+            scenes.append(t.seed)
+    use = probe_image_use(backend, convs, images, scenes, adapter=False)
+    assert len(use.own_nll) == len(convs) >= 48 and use.tokens > 0
+    assert use.gap > max(0.05, 2 * use.gap_se), use.as_dict()
+    # padding does not leak into the score: a padded batch scores each sample as it scores alone
+    alone = probe_image_use(backend, convs[:6], images[:6], scenes[:6], adapter=False, batch_size=1)
+    batched = probe_image_use(backend, convs[:6], images[:6], scenes[:6], adapter=False, batch_size=6)
+    assert batched.own_nll == pytest.approx(alone.own_nll, abs=1e-3) and batched.tokens == alone.tokens

@@ -108,14 +108,20 @@ class Collator:
         return spans
 
     def __call__(self, convs: list[dict[str, Any]], root: Path) -> dict[str, Any]:
-        import torch
         from PIL import Image
 
         with_image = convs[0]["image"] is not None
+        images = [Image.open(root / c["image"]).convert("RGB") for c in convs] if with_image else None
+        return self.encode([conversation_messages(c["turns"], with_image) for c in convs], images)
+
+    def encode(self, conversations: list[list[dict[str, Any]]], images: list[Any] | None) -> dict[str, Any]:
+        """Chat messages (one image each, or `images` None for text only) -> a labelled batch."""
+        import torch
+
         texts = []
-        for c in convs:
-            text = self.processor.apply_chat_template(conversation_messages(c["turns"], with_image), tokenize=False)
-            texts.append(text.replace("<start_of_image>", self.processor.full_image_sequence) if with_image else text)
+        for messages in conversations:
+            text = self.processor.apply_chat_template(messages, tokenize=False)
+            texts.append(text.replace("<start_of_image>", self.processor.full_image_sequence) if images else text)
         enc = self.tok(texts, return_offsets_mapping=True, add_special_tokens=False, padding=True,
                        truncation=True, max_length=self.max_length, return_tensors="pt")
         labels = torch.full_like(enc["input_ids"], -100)
@@ -126,8 +132,7 @@ class Collator:
                     labels[b, j] = enc["input_ids"][b, j]
         labels[enc["attention_mask"] == 0] = -100
         batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
-        if with_image:
-            images = [Image.open(root / c["image"]).convert("RGB") for c in convs]
+        if images:
             batch["pixel_values"] = self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
             batch["token_type_ids"] = (enc["input_ids"] == self.image_token_id).long()
         return batch

@@ -21,15 +21,21 @@ phrasing) about the world's own scenes, training and held-out, and compares the 
 simulator's positions: the mean error against always guessing the mean position, and the
 correlation (0: the answers do not depend on where the thing is).
 
+`probe_image_use` asks whether a model's answers depend on the image at all: the teacher-forced
+loss of the true answers with each sample's own image, and with another scene's image in its
+place. A model that reads the scene loses more with the wrong image (gap > 0); one that writes
+the average answer loses the same (gap ~ 0), however low its loss.
+
     python -m training.micro.probe --model micro/base --adapter micro/lora --dlan micro/dlan
     python -m training.micro.probe --model micro/base --world micro/world --tasks ""   # locations only
+    python -m training.micro.probe --model micro/base --adapter micro/lora --dlan micro/dlan --records 200 --image-use --tasks ""
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Hashable, Sequence
 
 import numpy as np
 
@@ -162,6 +168,120 @@ def probe_locations(backend: Any, world: str | Path, scenes: int = 60, adapter: 
     return out
 
 
+@dataclass(frozen=True)
+class ImageUse:
+    """Per-sample answer loss (nats summed over each sample's answer tokens) with its own image and
+    with another scene's; the figures are per answer token, as a training loss is."""
+
+    own_nll: tuple[float, ...]
+    other_nll: tuple[float, ...]
+    tokens: int
+
+    @property
+    def own(self) -> float:
+        return sum(self.own_nll) / self.tokens
+
+    @property
+    def other(self) -> float:
+        return sum(self.other_nll) / self.tokens
+
+    @property
+    def gap(self) -> float:
+        return self.other - self.own
+
+    @property
+    def gap_se(self) -> float:
+        """Standard error of `gap` from the paired per-sample differences: |gap| under ~2 of these is noise."""
+        d = np.subtract(self.other_nll, self.own_nll)
+        return float(d.std(ddof=1) * np.sqrt(len(d)) / self.tokens) if len(d) > 1 else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"own_image_loss": round(self.own, 4), "other_image_loss": round(self.other, 4),
+                "gap": round(self.gap, 4), "gap_se": round(self.gap_se, 4), "samples": len(self.own_nll),
+                "answer_tokens": self.tokens}
+
+
+def other_scene_order(scenes: Sequence[Hashable]) -> list[int]:
+    """For each sample i, the index of a sample from another scene: the first one from i + n//2 onward
+    (cyclic), so that the swapped images are spread over the set rather than a neighbour's."""
+    n = len(scenes)
+    if len(set(scenes)) < 2:
+        raise ValueError(f"image use needs samples from at least two scenes; all {n} come from one "
+                         "(pass records from several episodes)")
+    order = []
+    for i in range(n):
+        j = (i + n // 2) % n
+        while scenes[j] == scenes[i]:
+            j = (j + 1) % n
+        order.append(j)
+    return order
+
+
+def probe_image_use(backend: Any, conversations: Sequence[list[dict]], images: Sequence[Any], scenes: Sequence[Hashable],
+                    adapter: bool = True, batch_size: int = 8, max_length: int = 1024) -> ImageUse:
+    """Teacher-forced loss on the assistant turns of `conversations` (chat messages, one image placeholder
+    in the first user turn), once with `images[i]` and once with the image of `other_scene_order(scenes)[i]`.
+    `backend` is a policy.backends.hf.HFBackend; `adapter=False` scores its base model."""
+    import contextlib
+
+    import torch
+    import torch.nn.functional as F
+
+    from training.micro.base import Collator
+
+    collate = Collator(backend.processor, max_length)
+    model = backend.model
+    swapped = [images[j] for j in other_scene_order(scenes)]
+    nll: dict[str, list[float]] = {"own": [], "other": []}
+    tokens = 0
+    ctx = model.disable_adapter() if (not adapter and backend.has_adapter) else contextlib.nullcontext()
+    with torch.inference_mode(), ctx:
+        for name, imgs in (("own", list(images)), ("other", swapped)):
+            for at in range(0, len(conversations), batch_size):
+                batch = collate.encode(list(conversations[at:at + batch_size]), imgs[at:at + batch_size])
+                target = batch.pop("labels")[:, 1:]
+                logits = model(**batch).logits[:, :-1].float()
+                per_token = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")
+                nll[name] += per_token.sum(1).tolist()
+                if name == "own":
+                    tokens += int((target != -100).sum())
+    return ImageUse(tuple(nll["own"]), tuple(nll["other"]), tokens)
+
+
+def dlan_image_use(backend: Any, records: Sequence[dict], root: str | Path, adapter: bool = True) -> ImageUse:
+    """`probe_image_use` on the stage-2 (plan + action block) samples of D_lan `records`, in the backend's codec."""
+    from PIL import Image
+
+    from training.dlan import chat_samples
+
+    samples = list(chat_samples(records, codec=backend.codec, root=root, kinds=("actions",), with_meta=True,
+                                load_image=lambda p: Image.open(p).convert("RGB")))
+    return probe_image_use(backend, [s["messages"] for s in samples], [s["images"][0] for s in samples],
+                           [s["episode"] for s in samples], adapter=adapter)
+
+
+def world_image_use(backend: Any, world: str | Path, questions: int | None = None, adapter: bool = False) -> dict[str, ImageUse]:
+    """`probe_image_use` on a world's held-out image questions (the first `questions`; default all), for
+    each kind of question and for all of them ("all"): which parts of a scene the model reads. The
+    shipped base, for one, reads the gripper (its coordinates, open or not, what it holds) and not
+    where named things are (README, "The micro model")."""
+    from PIL import Image
+
+    from training.micro.base import conversation_messages
+    from training.micro.world import read_jsonl
+
+    world = Path(world)
+    rows = [c for c in read_jsonl(world / "heldout.jsonl") if c["image"]][:questions]
+    images = {p: Image.open(world / p).convert("RGB") for p in {c["image"] for c in rows}}
+    out = {}
+    for kind in ["all"] + sorted({c["kind"] for c in rows}):
+        group = [c for c in rows if kind in ("all", c["kind"])]
+        if len({c["image"] for c in group}) > 1:  # one scene has no other to swap in
+            out[kind] = probe_image_use(backend, [conversation_messages([c], True) for c in group],
+                                        [images[c["image"]] for c in group], [c["image"] for c in group], adapter=adapter)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
@@ -179,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base-too", action="store_true", help="also probe with the adapter switched off")
     ap.add_argument("--world", help="a training.micro world folder: also ask where things are in its scenes")
     ap.add_argument("--world-scenes", type=int, default=60, help="training and held-out scenes each for --world")
+    ap.add_argument("--image-use", action="store_true",
+                    help="also score the true answers with each sample's own image and another scene's "
+                         "(the --dlan records' action samples; the --world's held-out conversations)")
     a = ap.parse_args(argv)
     from transformers.utils import logging as hf_logging
 
@@ -195,8 +318,12 @@ def main(argv: list[str] | None = None) -> int:
             picked = records[:: max(1, len(records) // a.records)][: a.records]
             probe = probe_actions(backend, picked, a.dlan, adapter=on)
             res["actions"] = {"records": len(picked), "parse_rate": probe.parse_rate, "mean_error_cm": probe.mean_error_cm}
+            if a.image_use:
+                res["actions"]["image_use"] = dlan_image_use(backend, picked, a.dlan, adapter=on).as_dict()
         if a.world:
             res["locations"] = probe_locations(backend, a.world, a.world_scenes, adapter=on and bool(a.adapter))
+            if a.image_use:
+                res["world_image_use"] = {k: u.as_dict() for k, u in world_image_use(backend, a.world, adapter=on and bool(a.adapter)).items()}
         if not a.tasks:
             out[label] = res
             continue

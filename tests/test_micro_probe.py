@@ -1,0 +1,25 @@
+"""The image-swap probe's pairing: every sample is scored with an image from another scene."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, strategies as st
+
+from training.micro.probe import other_scene_order
+
+
+@given(st.lists(st.integers(0, 5), min_size=2, max_size=60).filter(lambda s: len(set(s)) > 1))
+def test_every_sample_gets_another_scenes_image(scenes):
+    order = other_scene_order(scenes)
+    assert len(order) == len(scenes)
+    assert all(scenes[j] != scenes[i] for i, j in enumerate(order))
+
+
+def test_the_swap_reaches_across_the_set_not_to_a_neighbour():
+    scenes = [k // 5 for k in range(40)]  # eight episodes of five steps, in order
+    assert other_scene_order(scenes)[0] == 20
+
+
+def test_one_scene_alone_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="at least two scenes.*several episodes"):
+        other_scene_order(["a", "a", "a"])
