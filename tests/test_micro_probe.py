@@ -23,3 +23,12 @@ def test_the_swap_reaches_across_the_set_not_to_a_neighbour():
 def test_one_scene_alone_is_refused_with_the_fix():
     with pytest.raises(ValueError, match="at least two scenes.*several episodes"):
         other_scene_order(["a", "a", "a"])
+
+
+def test_image_use_without_anything_to_score_is_a_usage_error(capsys):
+    from training.micro.probe import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--model", "unused", "--image-use", "--tasks", ""])
+    assert exit_.value.code == 2
+    assert "give --dlan DIR or --world DIR" in capsys.readouterr().err

@@ -303,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also score the true answers with each sample's own image and another scene's "
                          "(the --dlan records' action samples; the --world's held-out conversations)")
     a = ap.parse_args(argv)
+    if a.image_use and not (a.dlan or a.world):
+        ap.error("--image-use scores D_lan action samples or world questions: give --dlan DIR or --world DIR")
     from transformers.utils import logging as hf_logging
 
     from policy.backends.hf import HFBackend
