@@ -248,13 +248,15 @@ def probe_image_use(backend: Any, conversations: Sequence[list[dict]], images: S
     return ImageUse(tuple(nll["own"]), tuple(nll["other"]), tokens)
 
 
-def dlan_image_use(backend: Any, records: Sequence[dict], root: str | Path, adapter: bool = True) -> ImageUse:
-    """`probe_image_use` on the stage-2 (plan + action block) samples of D_lan `records`, in the backend's codec."""
+def dlan_image_use(backend: Any, records: Sequence[dict], root: str | Path, adapter: bool = True,
+                   stage: str = "actions") -> ImageUse:
+    """`probe_image_use` on D_lan `records`' samples of one stage, in the backend's codec: "actions"
+    (plan + action block, every record) or "subtasks" (the subtask list, each episode's first record)."""
     from PIL import Image
 
     from training.dlan import chat_samples
 
-    samples = list(chat_samples(records, codec=backend.codec, root=root, kinds=("actions",), with_meta=True,
+    samples = list(chat_samples(records, codec=backend.codec, root=root, kinds=(stage,), with_meta=True,
                                 load_image=lambda p: Image.open(p).convert("RGB")))
     return probe_image_use(backend, [s["messages"] for s in samples], [s["images"][0] for s in samples],
                            [s["episode"] for s in samples], adapter=adapter)
@@ -301,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--world-scenes", type=int, default=60, help="training and held-out scenes each for --world")
     ap.add_argument("--image-use", action="store_true",
                     help="also score the true answers with each sample's own image and another scene's "
-                         "(the --dlan records' action samples; the --world's held-out conversations)")
+                         "(--dlan: the picked records' action samples and every episode's subtask list; "
+                         "--world: its held-out image questions, kind by kind)")
     a = ap.parse_args(argv)
     if a.image_use and not (a.dlan or a.world):
         ap.error("--image-use scores D_lan action samples or world questions: give --dlan DIR or --world DIR")
@@ -322,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             res["actions"] = {"records": len(picked), "parse_rate": probe.parse_rate, "mean_error_cm": probe.mean_error_cm}
             if a.image_use:
                 res["actions"]["image_use"] = dlan_image_use(backend, picked, a.dlan, adapter=on).as_dict()
+                res["subtasks_image_use"] = dlan_image_use(backend, records, a.dlan, adapter=on, stage="subtasks").as_dict()
         if a.world:
             res["locations"] = probe_locations(backend, a.world, a.world_scenes, adapter=on and bool(a.adapter))
             if a.image_use:
