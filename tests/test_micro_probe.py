@@ -32,3 +32,12 @@ def test_image_use_without_anything_to_score_is_a_usage_error(capsys):
         main(["--model", "unused", "--image-use", "--tasks", ""])
     assert exit_.value.code == 2
     assert "give --dlan DIR or --world DIR" in capsys.readouterr().err
+
+
+def test_scores_are_per_answer_token_and_a_subset_keeps_its_own_tokens():
+    from training.micro.probe import ImageUse
+
+    use = ImageUse(own_nll=(2.0, 6.0), other_nll=(4.0, 6.0), answer_tokens=(2, 3))
+    assert (use.own, use.other, use.gap) == pytest.approx((8 / 5, 10 / 5, 2 / 5))
+    first = use.select([0])
+    assert (first.own, first.gap, first.tokens) == pytest.approx((1.0, 1.0, 2))

@@ -175,7 +175,11 @@ class ImageUse:
 
     own_nll: tuple[float, ...]
     other_nll: tuple[float, ...]
-    tokens: int
+    answer_tokens: tuple[int, ...]  # per sample
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.answer_tokens)
 
     @property
     def own(self) -> float:
@@ -194,6 +198,10 @@ class ImageUse:
         """Standard error of `gap` from the paired per-sample differences: |gap| under ~2 of these is noise."""
         d = np.subtract(self.other_nll, self.own_nll)
         return float(d.std(ddof=1) * np.sqrt(len(d)) / self.tokens) if len(d) > 1 else float("nan")
+
+    def select(self, indices: Sequence[int]) -> "ImageUse":
+        """The same scores for a subset of the samples (e.g. one kind of question)."""
+        return ImageUse(*(tuple(v[i] for i in indices) for v in (self.own_nll, self.other_nll, self.answer_tokens)))
 
     def as_dict(self) -> dict[str, Any]:
         return {"own_image_loss": round(self.own, 4), "other_image_loss": round(self.other, 4),
@@ -233,7 +241,7 @@ def probe_image_use(backend: Any, conversations: Sequence[list[dict]], images: S
     model = backend.model
     swapped = [images[j] for j in other_scene_order(scenes)]
     nll: dict[str, list[float]] = {"own": [], "other": []}
-    tokens = 0
+    tokens: list[int] = []
     ctx = model.disable_adapter() if (not adapter and backend.has_adapter) else contextlib.nullcontext()
     with torch.inference_mode(), ctx:
         for name, imgs in (("own", list(images)), ("other", swapped)):
@@ -244,8 +252,8 @@ def probe_image_use(backend: Any, conversations: Sequence[list[dict]], images: S
                 per_token = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")
                 nll[name] += per_token.sum(1).tolist()
                 if name == "own":
-                    tokens += int((target != -100).sum())
-    return ImageUse(tuple(nll["own"]), tuple(nll["other"]), tokens)
+                    tokens += (target != -100).sum(1).tolist()
+    return ImageUse(tuple(nll["own"]), tuple(nll["other"]), tuple(tokens))
 
 
 def dlan_image_use(backend: Any, records: Sequence[dict], root: str | Path, adapter: bool = True,
@@ -256,6 +264,8 @@ def dlan_image_use(backend: Any, records: Sequence[dict], root: str | Path, adap
 
     from training.dlan import chat_samples
 
+    if stage not in ("actions", "subtasks"):
+        raise ValueError(f"dlan_image_use: stage must be 'actions' or 'subtasks', not {stage!r}")
     samples = list(chat_samples(records, codec=backend.codec, root=root, kinds=(stage,), with_meta=True,
                                 load_image=lambda p: Image.open(p).convert("RGB")))
     return probe_image_use(backend, [s["messages"] for s in samples], [s["images"][0] for s in samples],
@@ -275,12 +285,11 @@ def world_image_use(backend: Any, world: str | Path, questions: int | None = Non
     world = Path(world)
     rows = [c for c in read_jsonl(world / "heldout.jsonl") if c["image"]][:questions]
     images = {p: Image.open(world / p).convert("RGB") for p in {c["image"] for c in rows}}
-    out = {}
-    for kind in ["all"] + sorted({c["kind"] for c in rows}):
-        group = [c for c in rows if kind in ("all", c["kind"])]
-        if len({c["image"] for c in group}) > 1:  # one scene has no other to swap in
-            out[kind] = probe_image_use(backend, [conversation_messages([c], True) for c in group],
-                                        [images[c["image"]] for c in group], [c["image"] for c in group], adapter=adapter)
+    scored = probe_image_use(backend, [conversation_messages([c], True) for c in rows], [images[c["image"]] for c in rows],
+                             [c["image"] for c in rows], adapter=adapter)
+    out = {"all": scored}
+    for kind in sorted({c["kind"] for c in rows}):  # each sample keeps its swap partner from the whole set
+        out[kind] = scored.select([i for i, c in enumerate(rows) if c["kind"] == kind])
     return out
 
 
@@ -307,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                          "--world: its held-out image questions, kind by kind)")
     a = ap.parse_args(argv)
     if a.image_use and not (a.dlan or a.world):
-        ap.error("--image-use scores D_lan action samples or world questions: give --dlan DIR or --world DIR")
+        ap.error("--image-use scores D_lan samples or world questions: give --dlan DIR or --world DIR")
     from transformers.utils import logging as hf_logging
 
     from policy.backends.hf import HFBackend
