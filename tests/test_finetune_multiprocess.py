@@ -50,7 +50,7 @@ def _flags(tiny, dlan, out, **over) -> list[str]:
 
 def _env() -> dict:
     return {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false"}
+            "TOKENIZERS_PARALLELISM": "false", "PYTHONFAULTHANDLER": "1"}
 
 
 def _free_port() -> int:

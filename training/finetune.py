@@ -35,9 +35,10 @@ import math
 import os
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NoReturn, Sequence
 
 from policy.prompts import ACTIONS_PREFIX, PLAN_PREFIX
 
@@ -629,8 +630,6 @@ def main(argv: list[str] | None = None) -> int:
         if is_main_process():  # the same inputs fail the same way on every rank: say it once
             print(f"error: {e}", file=sys.stderr)
         return 2
-    finally:
-        _end_process_group()
     if is_main_process():
         print(json.dumps({k: s[k] for k in ("global_step", "train_loss", "eval_loss", "seconds")}))
         print(f"{'model' if cfg.full_finetune else 'adapter'} written to {cfg.out}")
@@ -638,22 +637,38 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _all_ranks_done() -> None:
-    """Wait until every rank has finished (rank 0 still writes the card and summary) before any leaves
-    the group: a rank tearing down while another still talks over gloo aborted once at exit (SIGABRT,
-    'terminate called without an active exception') after the adapter was written."""
+    """Wait until every rank has finished (rank 0 still writes the card and summary) before any leaves."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
 
 
-def _end_process_group() -> None:
-    """Leave the process group cleanly (torch warns at exit about one left open)."""
-    import torch.distributed as dist
+def _exit_process(code: int) -> NoReturn:
+    """End the command with `code`. A rank of a multi-process run ends without interpreter teardown
+    (`os._exit`, after flushing its output). Why: here the trainer keeps the gloo process group alive
+    past `destroy_process_group` (its threads still run after it), so the group is torn down during
+    interpreter finalization, and that teardown aborted two CI runs' rank 1 (SIGABRT, 'terminate called
+    without an active exception') after the adapter was written. By now rank 0 has written and closed
+    every file and every rank has passed the final barrier or failed with its own message: nothing is
+    left that the OS does not clean up."""
+    if _world_size() == 1:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+
+def _run() -> NoReturn:
+    try:
+        code = main()
+    except SystemExit:  # argparse's usage errors and --help, before any process group exists
+        raise
+    except BaseException:  # reported as Python itself would, with the same exit code
+        traceback.print_exc()
+        code = 1
+    _exit_process(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _run()
