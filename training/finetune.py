@@ -662,9 +662,7 @@ def _exit_process(code: int) -> NoReturn:
 def _run() -> NoReturn:
     try:
         code = main()
-    except SystemExit:  # argparse's usage errors and --help, before any process group exists
-        raise
-    except BaseException:  # reported as Python itself would, with the same exit code
+    except Exception:  # reported as Python itself would, with the same exit code (argparse's exits pass through)
         traceback.print_exc()
         code = 1
     _exit_process(code)
